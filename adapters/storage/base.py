@@ -1,0 +1,114 @@
+"""The storage contract every backend implements, in the spirit of ``pyarrow.fs``: a flat key space.
+
+Keys are ``/``-separated relative paths (``dev/sales/orders.parquet``); an adapter maps them onto
+its own root (a directory, a bucket and prefix, a container). Writes are atomic: a reader sees
+either the previous object or the new one, never part of one. ``list`` returns keys in
+lexicographic order and can resume after any key, which is what makes sensors O(new).
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+import dagster as dg
+
+from platform_core.settings import Deployment
+
+CHUNK_SIZE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What ``stat`` and ``list`` know of one object. ``etag`` changes whenever content is replaced."""
+
+    key: str
+    size: int
+    etag: str
+    modified: datetime
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed for good; the message names target, location and key."""
+
+
+class ObjectNotFoundError(StorageError, FileNotFoundError):
+    """The key does not exist."""
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the adapter's root or that no backend can store."""
+    if not key or key.startswith("/") or key.endswith("/"):
+        raise ValueError(f"Storage key {key!r} must be a non-empty relative path, not a folder.")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError(f"Storage key {key!r} must not hold empty, '.' or '..' segments.")
+    return key
+
+
+class StorageAdapter(dg.ConfigurableResource, ABC):
+    """One backend's implementation of the storage contract, as a Dagster resource."""
+
+    target: str = "local"
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, deployment: Deployment) -> StorageAdapter:
+        """Build the adapter from the deployment's ``storage`` settings.
+
+        Raises ConfigError naming the missing or wrong setting (or credential variable) and the fix.
+        """
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """The URI a person or another tool uses for this key (``file://``, ``s3://``, ...)."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+        """Write bytes or a readable binary stream atomically, replacing any previous object."""
+
+    @abstractmethod
+    def download(self, key: str, sink: BinaryIO) -> None:
+        """Stream the object into a writable binary file object, without holding it all in memory."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A readable binary stream of the object."""
+
+    @abstractmethod
+    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, in lexicographic key order, after ``start_after``.
+
+        The iterator pages lazily: a caller that stops early pays only for what it read.
+        """
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Size, etag and modification time; ObjectNotFoundError if absent."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting an absent key is not an error."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """A cheap call proving the root (bucket, container, directory) exists and is reachable.
+
+        Raises StorageError with the setting to fix; called when a code location loads.
+        """
+
+    def get(self, key: str) -> bytes:
+        """The whole object as bytes."""
+        buffer = io.BytesIO()
+        self.download(key, buffer)
+        return buffer.getvalue()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except ObjectNotFoundError:
+            return False
+        return True

@@ -1,0 +1,142 @@
+"""Local filesystem storage: the embedded default, no server.
+
+Atomic writes go to a hidden temporary file in the destination directory, are flushed to disk,
+then renamed over the key (``os.replace`` is atomic within one filesystem). Listing walks
+directories in key order and skips whole directories that sort before ``start_after``, so a
+sensor over date-prefixed keys reads only the newest folders.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from adapters.storage.base import (
+    CHUNK_SIZE,
+    ObjectInfo,
+    ObjectNotFoundError,
+    StorageAdapter,
+    StorageError,
+    check_key,
+)
+from platform_core.settings import Deployment
+
+TEMP_PREFIX = ".dataops-tmp-"
+
+
+class LocalStorage(StorageAdapter):
+    """Objects as files under ``root``."""
+
+    root: str
+
+    @classmethod
+    def from_settings(cls, deployment: Deployment) -> LocalStorage:
+        root = deployment.storage.require(
+            "root", "Set DATAOPS_LOCAL_ROOT or storage.root in the target's settings file."
+        )
+        return cls(target=deployment.target, root=str(Path(root).absolute()))
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root, *check_key(key).split("/"))
+
+    def uri(self, key: str) -> str:
+        return self._path(key).resolve().as_uri()
+
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as temp:
+                if isinstance(data, bytes | bytearray | memoryview):
+                    temp.write(data)
+                else:
+                    shutil.copyfileobj(data, temp, CHUNK_SIZE)
+                temp.flush()
+                os.fsync(temp.fileno())
+            os.replace(temp_name, path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        return self.stat(key)
+
+    def download(self, key: str, sink: BinaryIO) -> None:
+        with self.open(key) as source:
+            shutil.copyfileobj(source, sink, CHUNK_SIZE)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise self._not_found(key) from exc
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            st = self._path(key).stat()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise self._not_found(key) from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise self._not_found(key)
+        return _info(key, st)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        folder, _, _ = prefix.rpartition("/")
+        base = Path(self.root, *folder.split("/")) if folder else Path(self.root)
+        yield from self._walk(base, f"{folder}/" if folder else "", prefix, start_after)
+
+    def _walk(
+        self, directory: Path, key_prefix: str, prefix: str, start_after: str | None
+    ) -> Iterator[ObjectInfo]:
+        try:
+            entries = [e for e in os.scandir(directory) if not e.name.startswith(TEMP_PREFIX)]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        keyed = sorted((e.name + ("/" if e.is_dir() else ""), e) for e in entries)
+        for name, entry in keyed:
+            key = key_prefix + name
+            if not (key.startswith(prefix) or prefix.startswith(key)):
+                continue
+            if entry.is_dir():
+                if start_after is not None and start_after >= key and not start_after.startswith(key):
+                    continue
+                yield from self._walk(Path(entry.path), key, prefix, start_after)
+            elif start_after is None or key > start_after:
+                yield _info(key, entry.stat())
+
+    def check(self) -> None:
+        root = Path(self.root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"Local storage root {root} cannot be created ({exc.strerror}). "
+                "Set storage.root (or DATAOPS_LOCAL_ROOT) to a writable directory."
+            ) from exc
+        if not os.access(root, os.W_OK):
+            raise StorageError(
+                f"Local storage root {root} is not writable. "
+                "Set storage.root (or DATAOPS_LOCAL_ROOT) to a writable directory."
+            )
+
+    def _not_found(self, key: str) -> ObjectNotFoundError:
+        return ObjectNotFoundError(
+            f"No object '{key}' in local storage {self.root} (target '{self.target}')."
+        )
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        etag=f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}",
+        modified=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+    )

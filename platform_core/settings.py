@@ -1,0 +1,196 @@
+"""The deployment a code location runs in: one target, one environment, validated settings.
+
+Settings come in layers, each overriding the one before:
+
+1. ``platform_core/deployments/base.yaml``
+2. ``platform_core/deployments/<target>.yaml``
+3. ``platform_core/deployments/<target>/<environment>.yaml``
+4. environment variables: ``DATAOPS_BUCKET``, ``DATAOPS_STORAGE_PREFIX``, ``DATAOPS_LOCAL_ROOT``,
+   and ``DATAOPS__<SECTION>__<KEY>`` for any other setting (``DATAOPS__COMPUTE__MAX_CONCURRENT=8``).
+
+Every leaf remembers where it came from, so an error can name the file or variable to fix.
+Secrets are never read from files: a YAML key that looks like a credential is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TARGETS = ("local", "onprem", "aws", "azure", "gcp")
+ENVIRONMENTS = ("dev", "test", "preprod", "prod")
+
+DEFAULT_CONFIG_DIR = Path(__file__).parent / "deployments"
+
+ENV_ALIASES: Mapping[str, tuple[str, str]] = {
+    "DATAOPS_BUCKET": ("storage", "bucket"),
+    "DATAOPS_STORAGE_PREFIX": ("storage", "prefix"),
+    "DATAOPS_LOCAL_ROOT": ("storage", "root"),
+}
+GENERIC_ENV_PREFIX = "DATAOPS__"
+SECRET_WORDS = ("password", "secret", "access_key", "account_key", "sas_token", "token", "private_key")
+
+
+class ConfigError(ValueError):
+    """A deployment setting is missing or wrong. The message names the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One settings section (``storage``, ``compute``): values plus where each came from."""
+
+    name: str
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, "the default")
+
+    def require(self, key: str, fix: str) -> Any:
+        """The value of ``key``, or a ConfigError that says how to set it."""
+        value = self.values.get(key)
+        if value in (None, ""):
+            raise ConfigError(f"{self.name}.{key} is not set. {fix}")
+        return value
+
+    def error(self, key: str, problem: str, fix: str) -> ConfigError:
+        return ConfigError(
+            f"{self.name}.{key} {problem} (from {self.source(key)}). {fix}"
+        )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where data products run: the target, the environment and their validated settings."""
+
+    target: str
+    environment: str
+    storage: Section
+    compute: Section
+    config_dir: Path = field(default=DEFAULT_CONFIG_DIR)
+
+    def as_env(self) -> dict[str, str]:
+        """The variables that make another process (a step pod, a CLI run) resolve this deployment."""
+        return {"DATAOPS_TARGET": self.target, "DATAOPS_ENV": self.environment}
+
+
+def _read_layer(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"Settings file {path} is not valid YAML: {exc}. Fix the syntax of that file."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Settings file {path} must hold a mapping of sections (storage:, compute:), "
+            f"not a {type(data).__name__}. Fix the top level of that file."
+        )
+    for section, values in data.items():
+        if section not in ("storage", "compute"):
+            raise ConfigError(
+                f"Settings file {path} has an unknown section '{section}'. "
+                "Known sections: storage, compute."
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"Settings file {path}: section '{section}' must be a mapping of keys to values."
+            )
+        for key in values:
+            if any(word in key.lower() for word in SECRET_WORDS) and not key.endswith("_env"):
+                raise ConfigError(
+                    f"Settings file {path} holds '{section}.{key}', which looks like a secret. "
+                    "Secrets are read only from environment variables: remove it from the file "
+                    "and set the SDK's credential variable instead."
+                )
+    return data
+
+
+def _merge(
+    layers: list[tuple[str, dict[str, Any]]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+    values: dict[str, dict[str, Any]] = {"storage": {}, "compute": {}}
+    sources: dict[str, dict[str, str]] = {"storage": {}, "compute": {}}
+    for origin, layer in layers:
+        for section, entries in layer.items():
+            for key, value in entries.items():
+                values[section][key] = value
+                sources[section][key] = origin
+    return values, sources
+
+
+def _env_layer(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    layers: list[tuple[str, dict[str, Any]]] = []
+    for name in sorted(environ):
+        value = environ[name]
+        if name in ENV_ALIASES:
+            section, key = ENV_ALIASES[name]
+        elif name.startswith(GENERIC_ENV_PREFIX):
+            parts = name[len(GENERIC_ENV_PREFIX) :].lower().split("__")
+            if len(parts) != 2 or parts[0] not in ("storage", "compute"):
+                raise ConfigError(
+                    f"Environment variable {name} does not name a setting. "
+                    "Use DATAOPS__STORAGE__<KEY> or DATAOPS__COMPUTE__<KEY>."
+                )
+            section, key = parts
+            value = yaml.safe_load(value) if value else value
+        else:
+            continue
+        layers.append((f"environment variable {name}", {section: {key: value}}))
+    return layers
+
+
+def _choose(
+    environ: Mapping[str, str], variable: str, label: str, default: str, allowed: tuple[str, ...]
+) -> str:
+    value = environ.get(variable, "").strip() or default
+    if value not in allowed:
+        raise ConfigError(
+            f"{variable}={value!r} is not a known {label}. "
+            f"Set {variable} to one of: {', '.join(allowed)}."
+        )
+    return value
+
+
+def load_deployment(
+    environ: Mapping[str, str] | None = None, config_dir: Path | None = None
+) -> Deployment:
+    """Read and merge every settings layer for the chosen target and environment.
+
+    Raises ConfigError, with one message naming the setting, its source and the fix, on an
+    unknown target or environment or a malformed file. What each backend needs (a bucket, a
+    credential variable) is checked when its adapter is built from these settings.
+    """
+    environ = os.environ if environ is None else environ
+    config_dir = Path(environ.get("DATAOPS_CONFIG_DIR") or config_dir or DEFAULT_CONFIG_DIR)
+    target = _choose(environ, "DATAOPS_TARGET", "target", "local", TARGETS)
+    environment = _choose(environ, "DATAOPS_ENV", "environment", "dev", ENVIRONMENTS)
+    files = [
+        config_dir / "base.yaml",
+        config_dir / f"{target}.yaml",
+        config_dir / target / f"{environment}.yaml",
+    ]
+    layers = [(f"settings file {path}", _read_layer(path)) for path in files]
+    values, sources = _merge(layers + _env_layer(environ))
+    if "backend" not in values["storage"]:
+        raise ConfigError(
+            f"storage.backend is not set for target '{target}'. "
+            f"Add 'storage: {{backend: ...}}' to {config_dir / f'{target}.yaml'}."
+        )
+    return Deployment(
+        target=target,
+        environment=environment,
+        storage=Section("storage", values["storage"], sources["storage"]),
+        compute=Section("compute", values["compute"], sources["compute"]),
+        config_dir=config_dir,
+    )
