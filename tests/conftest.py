@@ -1,0 +1,55 @@
+"""Shared fixtures: every test reaches a target the way a user does, through environment variables.
+
+``target_env`` is parametrised over every infrastructure target. Each target's fixture
+(``<target>_target_env``) returns the variables that point the platform at a fresh, empty
+bucket on that target's real local server; the servers start once per session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import (  # noqa: F401  (pytest fixtures)
+    aws_target_env,
+    azure_target_env,
+    azurite_server,
+    gcp_target_env,
+    gcs_server,
+    onprem_target_env,
+    s3_server,
+)
+
+from platform_core.settings import TARGETS
+
+DATAOPS_VARIABLES = ("DATAOPS_", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR_HOST")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees deployment variables from the shell that started pytest."""
+    for name in list(os.environ):
+        if name.startswith(DATAOPS_VARIABLES):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def local_target_env(tmp_path: Path) -> dict[str, str]:
+    return {"DATAOPS_TARGET": "local", "DATAOPS_LOCAL_ROOT": str(tmp_path / "storage")}
+
+
+@pytest.fixture(params=TARGETS)
+def target_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    return request.getfixturevalue(f"{request.param}_target_env")
+
+
+@pytest.fixture
+def use_target(
+    target_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """Put ``target_env`` into the process environment, as a user's shell would."""
+    for name, value in target_env.items():
+        monkeypatch.setenv(name, value)
+    yield target_env
