@@ -33,7 +33,15 @@ ENV_ALIASES: Mapping[str, tuple[str, str]] = {
     "DATAOPS_LOCAL_ROOT": ("storage", "root"),
 }
 GENERIC_ENV_PREFIX = "DATAOPS__"
-SECRET_WORDS = ("password", "secret", "access_key", "account_key", "sas_token", "token", "private_key")
+SECRET_WORDS = (
+    "password",
+    "secret",
+    "access_key",
+    "account_key",
+    "sas_token",
+    "token",
+    "private_key",
+)
 
 
 class ConfigError(ValueError):
@@ -62,9 +70,7 @@ class Section:
         return value
 
     def error(self, key: str, problem: str, fix: str) -> ConfigError:
-        return ConfigError(
-            f"{self.name}.{key} {problem} (from {self.source(key)}). {fix}"
-        )
+        return ConfigError(f"{self.name}.{key} {problem} (from {self.source(key)}). {fix}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class Deployment:
     config_dir: Path = field(default=DEFAULT_CONFIG_DIR)
 
     def as_env(self) -> dict[str, str]:
-        """The variables that make another process (a step pod, a CLI run) resolve this deployment."""
+        """The variables that make another process (a step pod) resolve this same deployment."""
         return {"DATAOPS_TARGET": self.target, "DATAOPS_ENV": self.environment}
 
 
@@ -88,8 +94,12 @@ def _read_layer(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "unreadable"
         raise ConfigError(
-            f"Settings file {path} is not valid YAML: {exc}. Fix the syntax of that file."
+            f"Settings file {path} is not valid YAML ({problem}{where}). "
+            "Fix the syntax of that file."
         ) from exc
     if not isinstance(data, dict):
         raise ConfigError(

@@ -24,7 +24,7 @@ CHUNK_SIZE = 8 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What ``stat`` and ``list`` know of one object. ``etag`` changes whenever content is replaced."""
+    """What ``stat`` and ``list`` know of one object; ``etag`` changes with the content."""
 
     key: str
     size: int
@@ -72,7 +72,7 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def download(self, key: str, sink: BinaryIO) -> None:
-        """Stream the object into a writable binary file object, without holding it all in memory."""
+        """Stream the object into a writable binary file, never holding it all in memory."""
 
     @abstractmethod
     def open(self, key: str) -> BinaryIO:
@@ -80,7 +80,7 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
-        """Objects whose key starts with ``prefix``, in lexicographic key order, after ``start_after``.
+        """Objects under ``prefix`` in lexicographic key order, after ``start_after``.
 
         The iterator pages lazily: a caller that stops early pays only for what it read.
         """

@@ -106,7 +106,11 @@ class LocalStorage(StorageAdapter):
             if not (key.startswith(prefix) or prefix.startswith(key)):
                 continue
             if entry.is_dir():
-                if start_after is not None and start_after >= key and not start_after.startswith(key):
+                if (
+                    start_after is not None
+                    and start_after >= key
+                    and not start_after.startswith(key)
+                ):
                     continue
                 yield from self._walk(Path(entry.path), key, prefix, start_after)
             elif start_after is None or key > start_after:

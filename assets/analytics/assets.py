@@ -1,0 +1,61 @@
+"""Revenue views and customer value, computed from the sales team's order book."""
+
+import dagster as dg
+import pandas as pd
+
+from platform_core.data_product import data_product
+
+TEAM = "analytics"
+SALES_ORDERS_KEY = dg.AssetKey(["sales", "orders"])
+SALES_ORDERS = dg.AssetIn(key=SALES_ORDERS_KEY)
+REGIONS = {
+    "emea": ["DE", "FR", "NL", "ES", "IT"],
+    "amer": ["US", "CA", "BR"],
+    "apac": ["JP", "IN", "AU", "SG"],
+}
+REGION_PARTITIONS = dg.StaticPartitionsDefinition(list(REGIONS))
+
+
+@data_product(team=TEAM, classification="internal", ins={"orders": SALES_ORDERS})
+def revenue_by_country(orders: pd.DataFrame) -> pd.DataFrame:
+    """Orders and net revenue per country, largest first."""
+    return (
+        orders.groupby("country", sort=True)
+        .agg(orders=("order_id", "count"), revenue=("net_amount", "sum"))
+        .round({"revenue": 2})
+        .sort_values(["revenue", "country"], ascending=[False, True])
+        .reset_index()
+    )
+
+
+@data_product(team=TEAM, classification="confidential", ins={"orders": SALES_ORDERS})
+def customer_value(orders: pd.DataFrame) -> pd.DataFrame:
+    """Per customer: home country, number of orders and net revenue."""
+    return (
+        orders.groupby("customer_id", sort=True)
+        .agg(
+            country=("country", "first"),
+            orders=("order_id", "count"),
+            revenue=("net_amount", "sum"),
+        )
+        .round({"revenue": 2})
+        .reset_index()
+    )
+
+
+@data_product(
+    team=TEAM,
+    classification="internal",
+    partitions_def=REGION_PARTITIONS,
+    ins={"orders": SALES_ORDERS},
+)
+def regional_daily_revenue(context: dg.AssetExecutionContext, orders: pd.DataFrame) -> pd.DataFrame:
+    """Net revenue per day and channel within one sales region."""
+    in_region = orders[orders["country"].isin(REGIONS[context.partition_key])]
+    return (
+        in_region.assign(day=in_region["ordered_at"].dt.strftime("%Y-%m-%d"))
+        .groupby(["day", "channel"], observed=True, sort=True)
+        .agg(revenue=("net_amount", "sum"))
+        .round({"revenue": 2})
+        .reset_index()
+    )

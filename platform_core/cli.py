@@ -1,0 +1,69 @@
+"""``dataops``: the platform's command line, a thin shell over what the code locations use."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from platform_core.materialize import WORKSPACE_FILE, materialize_all
+from platform_core.settings import ConfigError, load_deployment
+from platform_core.targets import storage_for
+
+DEFAULT_DAGSTER_HOME = ".dagster_home"
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """The persistent instance under ``DAGSTER_HOME``; a project-local one when it is unset."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).absolute())))
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    if not args.all:
+        print("dataops materialize: say --all to materialise every data product.", file=sys.stderr)
+        return 2
+    with dagster_instance() as instance:
+        ok = materialize_all(instance, workspace=Path(args.workspace))
+    print("all data products materialized" if ok else "materialization failed")
+    return 0 if ok else 1
+
+
+def _config(_: argparse.Namespace) -> int:
+    deployment = load_deployment()
+    storage = storage_for(deployment)
+    print(f"target:      {deployment.target}")
+    print(f"environment: {deployment.environment}")
+    print(f"storage:     {type(storage).__name__} at {storage.uri('<key>')}")
+    for section in (deployment.storage, deployment.compute):
+        for key in sorted(section.values):
+            print(f"  {section.name}.{key} = {section.values[key]!r}  ({section.source(key)})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dataops", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    materialize = commands.add_parser(
+        "materialize", help="materialise data products of every code location in dependency order"
+    )
+    materialize.add_argument("--all", action="store_true", help="every asset, every partition")
+    materialize.add_argument("--workspace", default=str(WORKSPACE_FILE), help="workspace.yaml")
+    materialize.set_defaults(run=_materialize)
+    config = commands.add_parser("config", help="show the resolved deployment and check storage")
+    config.set_defaults(run=_config)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(f"dataops: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Ownership and classification every data product must declare, checked when a location loads.
+
+A data product names its owning team as a Dagster owner (``team:<team>``) and its
+classification as the ``dataops/classification`` tag. Later governance rules (access policies,
+residency, pseudonymisation) read these two facts, so a product without them is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+import dagster as dg
+
+from platform_core.settings import ConfigError
+
+CLASSIFICATION_TAG = "dataops/classification"
+
+
+class Classification(StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    PII = "pii"
+
+
+def team_owner(team: str) -> str:
+    return f"team:{team}"
+
+
+def require_ownership(team: str, assets: Iterable[dg.AssetsDefinition]) -> None:
+    """Every asset of the team's location is keyed, owned and classified the platform's way."""
+    allowed = ", ".join(c.value for c in Classification)
+    for assets_def in assets:
+        for spec in assets_def.specs:
+            name = spec.key.to_user_string()
+            if spec.key.path[0] != team:
+                raise ConfigError(
+                    f"Data product {name} is defined in team '{team}' but its key does not start "
+                    f"with '{team}'. Declare it with key_prefix='{team}' (data_product does this)."
+                )
+            if team_owner(team) not in spec.owners:
+                raise ConfigError(
+                    f"Data product {name} declares no owner team. "
+                    f"Add owners=['{team_owner(team)}'] (data_product does this)."
+                )
+            classification = spec.tags.get(CLASSIFICATION_TAG)
+            if classification not in {c.value for c in Classification}:
+                raise ConfigError(
+                    f"Data product {name} has classification {classification!r}. "
+                    f"Set the tag '{CLASSIFICATION_TAG}' to one of: {allowed}."
+                )

@@ -1,0 +1,163 @@
+"""The real dagster-webserver on workspace.yaml: locations load, lineage crosses, runs launch."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LOCATIONS = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name
+    locationOrLoadError {
+      __typename
+      ... on RepositoryLocation { repositories { assetNodes { assetKey { path } } } }
+      ... on PythonError { message }
+    }
+} } } }
+"""
+
+ASSET_GRAPH = """
+{ assetNodes { assetKey { path } dependencyKeys { path } isMaterializable
+  repository { location { name } } } }
+"""
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text(
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n"
+        "  class: DefaultRunCoordinator\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    port = free_port()
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("DATAOPS_", "AWS_"))
+    }
+    env.update(
+        DAGSTER_HOME=str(home),
+        DATAOPS_LOCAL_ROOT=str(home / "storage"),
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    log = (home / "webserver.log").open("w")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert server.poll() is None, (home / "webserver.log").read_text()[-3000:]
+            try:
+                if requests.get(f"{url}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("dagster-webserver did not answer within 120 s")
+        yield url
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+        log.close()
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    response = requests.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+    )
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def test_both_locations_load_and_list_their_assets(webserver: str) -> None:
+    entries = graphql(webserver, LOCATIONS)["workspaceOrError"]["locationEntries"]
+    by_name = {entry["name"]: entry["locationOrLoadError"] for entry in entries}
+    assert set(by_name) == {"sales", "analytics"}
+    keys = {}
+    for name, location in by_name.items():
+        assert location["__typename"] == "RepositoryLocation", location
+        nodes = location["repositories"][0]["assetNodes"]
+        keys[name] = {"/".join(node["assetKey"]["path"]) for node in nodes}
+    assert {"sales/raw_orders", "sales/orders", "sales/customers"} <= keys["sales"]
+    assert {
+        "analytics/revenue_by_country",
+        "analytics/customer_value",
+        "analytics/regional_daily_revenue",
+    } <= keys["analytics"]
+
+
+def test_lineage_crosses_locations_in_the_ui(webserver: str) -> None:
+    nodes = graphql(webserver, ASSET_GRAPH)["assetNodes"]
+    materializable = {"/".join(n["assetKey"]["path"]): n for n in nodes if n["isMaterializable"]}
+    orders = materializable["sales/orders"]
+    assert orders["repository"]["location"]["name"] == "sales"
+    revenue = materializable["analytics/revenue_by_country"]
+    assert revenue["repository"]["location"]["name"] == "analytics"
+    assert {"/".join(k["path"]) for k in revenue["dependencyKeys"]} == {"sales/orders"}
+
+
+def test_a_materialization_launched_from_the_ui_succeeds(webserver: str) -> None:
+    params = {
+        "selector": {
+            "repositoryLocationName": "sales",
+            "repositoryName": "__repository__",
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["sales", "raw_orders"]}],
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2026-11-03"}]},
+        "mode": "default",
+    }
+    launched = graphql(webserver, LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 180
+    status = None
+    while time.monotonic() < deadline:
+        status = graphql(webserver, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1)
+    assert status == "SUCCESS"
