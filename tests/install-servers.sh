@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite's real local servers need on a fresh machine:
-# Node.js and npm (Azurite), PostgreSQL binaries (production instance), Azurite itself.
+# Node.js and npm (Azurite), PostgreSQL (production instance), Chromium (what a person sees
+# in the UI), and Azurite itself.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 missing=()
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

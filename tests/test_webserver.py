@@ -1,6 +1,8 @@
 """The real dagster-webserver on workspace.yaml: locations load, lineage crosses, runs launch."""
 
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -161,3 +163,32 @@ def test_a_materialization_launched_from_the_ui_succeeds(webserver: str) -> None
             break
         time.sleep(1)
     assert status == "SUCCESS"
+
+
+def test_a_person_sees_lineage_across_teams_in_the_browser(webserver: str, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: tests/install-servers.sh installs it"
+    page = f"{webserver}/assets/analytics/revenue_by_country?view=lineage&lineageScope=upstream"
+    rendered = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=20000",
+            "--window-size=1400,900",
+            "--dump-dom",
+            page,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    texts = set(re.findall(r">([a-z_]+)<", rendered.stdout))
+    assert {"sales", "orders", "analytics", "revenue_by_country"} <= texts, texts
