@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import postgres_server  # noqa: F401  (pytest fixture)
 from servers import (  # noqa: F401  (pytest fixtures)
     aws_target_env,
     azure_target_env,
