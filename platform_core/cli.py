@@ -6,11 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
-from platform_core.materialize import WORKSPACE_FILE, materialize_all
+from platform_core.landing import land_frame
+from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
+from platform_core.sensors import landing_feeds
 from platform_core.settings import ConfigError, load_deployment
 from platform_core.targets import storage_for
 
@@ -34,6 +37,23 @@ def _materialize(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _land(args: argparse.Namespace) -> int:
+    landed = 0
+    for location in workspace_locations(Path(args.workspace)):
+        defs = location.load()
+        storage = defs.resources["storage"]
+        for feed in landing_feeds(defs):
+            if feed.sample is None:
+                continue
+            at = datetime.now(UTC)
+            info = land_frame(storage, feed.prefix, feed.synthetic(at), at)
+            print(f"{location.name}: landed {storage.uri(info.key)} for {feed.sensor.name}")
+            landed += 1
+    if not landed:
+        print("dataops land: no landing sensor with a sample in the workspace.", file=sys.stderr)
+    return 0 if landed else 1
+
+
 def _config(_: argparse.Namespace) -> int:
     deployment = load_deployment()
     storage = storage_for(deployment)
@@ -55,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     materialize.add_argument("--all", action="store_true", help="every asset, every partition")
     materialize.add_argument("--workspace", default=str(WORKSPACE_FILE), help="workspace.yaml")
     materialize.set_defaults(run=_materialize)
+    land = commands.add_parser(
+        "land", help="drop a new synthetic file into each landing zone, for the sensors to ingest"
+    )
+    land.add_argument("--workspace", default=str(WORKSPACE_FILE), help="workspace.yaml")
+    land.set_defaults(run=_land)
     config = commands.add_parser("config", help="show the resolved deployment and check storage")
     config.set_defaults(run=_config)
     args = parser.parse_args(argv)

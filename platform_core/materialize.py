@@ -3,7 +3,9 @@
 What ``dataops materialize --all`` runs, for CI and for enterprise schedulers that can only call
 a command. Locations are ordered by the asset keys they read from each other; within a location,
 assets run in topological order, one run per known partition of partitioned assets, on the
-Dagster instance given (so every run shows in the UI's history).
+Dagster instance given (so every run shows in the UI's history). Files in a location's landing
+zones (seeded with the feed's sample files when empty) are found by its landing sensors first, and
+their runs carry the sensor's run keys, so the sensor's daemon does not ingest them again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from platform_core.sensors import land_samples, register_landed_files
 from platform_core.settings import ConfigError
 
 WORKSPACE_FILE = Path(__file__).resolve().parent.parent / "workspace.yaml"
@@ -128,6 +131,9 @@ def materialize_all(
     definitions = {location.name: location.load() for location in workspace_locations(workspace)}
     for name in _location_order(definitions):
         defs = definitions[name]
+        for info in land_samples(defs):
+            echo(f"{name}: landed sample {info.key}")
+        landed = register_landed_files(defs, instance)
         job = defs.resolve_implicit_global_asset_job_def()
         for step in plan(name, defs, instance):
             keys = ", ".join(key.to_user_string() for key in step.asset_keys)
@@ -137,6 +143,7 @@ def materialize_all(
                 instance=instance,
                 asset_selection=list(step.asset_keys),
                 partition_key=step.partition_key,
+                tags=landed.get(step.partition_key or ""),
                 raise_on_error=False,
             )
             _report(result, echo)

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from adapters.compute.base import ComputeAdapter
+from adapters.compute.kubernetes import KubernetesCompute
+from adapters.compute.local import LocalCompute
+from adapters.storage.azure_blob import AzureBlobStorage
 from adapters.storage.base import StorageAdapter, StorageError
+from adapters.storage.gcs import GCSStorage
 from adapters.storage.local import LocalStorage
+from adapters.storage.s3 import S3Storage
 from platform_core.settings import ConfigError, Deployment
 
 STORAGE_BACKENDS: dict[str, type[StorageAdapter]] = {
     "local": LocalStorage,
+    "s3": S3Storage,
+    "azure_blob": AzureBlobStorage,
+    "gcs": GCSStorage,
 }
 
 
 def storage_for(deployment: Deployment, check: bool = True) -> StorageAdapter:
-    """The storage adapter the deployment's ``storage.backend`` names, built and (by default) checked.
+    """The adapter ``storage.backend`` names, built and (by default) checked.
 
     The check is one cheap call (the bucket or directory exists and answers), so a missing
     bucket or an unreachable endpoint fails when the code location loads, not mid-run.
@@ -34,3 +43,22 @@ def storage_for(deployment: Deployment, check: bool = True) -> StorageAdapter:
                 f"'{deployment.environment}') is not usable: {exc}"
             ) from exc
     return adapter
+
+
+COMPUTE_BACKENDS: dict[str, type[ComputeAdapter]] = {
+    "in_process": LocalCompute,
+    "multiprocess": LocalCompute,
+    "k8s_job": KubernetesCompute,
+}
+
+
+def compute_for(deployment: Deployment) -> ComputeAdapter:
+    """The compute adapter the deployment's ``compute.executor`` names, built from its settings."""
+    executor = deployment.compute.get("executor")
+    if executor not in COMPUTE_BACKENDS:
+        raise deployment.compute.error(
+            "executor",
+            f"is {executor!r}, not a known executor",
+            f"Use one of: {', '.join(sorted(COMPUTE_BACKENDS))}.",
+        )
+    return COMPUTE_BACKENDS[executor].from_settings(deployment)

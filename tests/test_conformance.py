@@ -5,6 +5,10 @@ environment variables that point at the target's real local server. The test the
 data product back through the target's storage and compares a row-level content hash with the
 reference run on the embedded local default, the asset lineage with the reference lineage, and
 checks that the recorded URIs point into the target's own storage.
+
+No Kubernetes API server runs here, so every target runs its steps and its Pipes tool in local
+processes (``DATAOPS__COMPUTE__EXECUTOR=in_process``): what varies is storage, end to end. The
+Kubernetes side is proven up to the API server in ``test_compute_kubernetes.py``.
 """
 
 import hashlib
@@ -89,6 +93,7 @@ def test_same_graph_same_data_on_every_target(
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DAGSTER_HOME": str(home),
+        "DATAOPS__COMPUTE__EXECUTOR": "in_process",
     }
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dataops"), "materialize", "--all"],

@@ -12,15 +12,17 @@ import pandas.testing as pdt
 import pyarrow.parquet as pq
 import pytest
 
-from assets.sales.assets import ORDER_DAYS
-from assets.sales.sample_data import orders_for_day
+from assets.sales.assets import ORDER_FILES
+from assets.sales.sample_data import SAMPLE_LANDINGS, orders_file
 from platform_core.governance import CLASSIFICATION_TAG
+from platform_core.landing import feed_prefix, landing_key
 from platform_core.materialize import materialize_all, workspace_locations
 from platform_core.settings import load_deployment
 from platform_core.targets import storage_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
+SAMPLE_FILES = [landing_key(feed_prefix("sales", "orders"), at, "sample") for at in SAMPLE_LANDINGS]
 
 
 def read_product(env: dict[str, str], key: str) -> pd.DataFrame:
@@ -66,16 +68,22 @@ def test_whole_graph_materialises_and_reads_back(local: dict[str, str]) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         assert materialize_all(instance, echo=lines.append)
         runs = instance.get_runs()
-    assert len(runs) == len(ORDER_DAYS.get_partition_keys()) + 1 + 1 + 3
+        partitions = instance.get_dynamic_partitions(ORDER_FILES.name)
+    assert partitions == SAMPLE_FILES
+    assert len(runs) == len(SAMPLE_FILES) + 1 + 1 + 1 + 3
     assert all(run.is_success for run in runs)
+    ingested = [
+        run for run in runs if run.tags.get("dagster/sensor_name") == "sales_orders_landing"
+    ]
+    assert sorted(run.tags["dagster/partition"] for run in ingested) == SAMPLE_FILES
+    assert len({run.tags["dagster/run_key"] for run in ingested}) == len(SAMPLE_FILES)
+    assert lines[: len(SAMPLE_FILES)] == [f"sales: landed sample {key}" for key in SAMPLE_FILES]
     assert lines.index("sales: sales/customers, sales/orders") < lines.index(
         "analytics: analytics/customer_value, analytics/revenue_by_country"
     )
     assert "  check sales/orders:orders_have_unique_ids: passed" in lines
 
-    expected = pd.concat(
-        [orders_for_day(day) for day in ORDER_DAYS.get_partition_keys()], ignore_index=True
-    )
+    expected = pd.concat([orders_file(at) for at in SAMPLE_LANDINGS], ignore_index=True)
     raw = read_product(local, "sales/raw_orders/")
     pdt.assert_frame_equal(raw, expected)
 
@@ -117,7 +125,7 @@ def test_cli_materializes_everything_with_progress(
 ) -> None:
     result = cli(["materialize", "--all"], local, tmp_path / "home")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "sales: sales/raw_orders [2026-11-07]" in result.stdout
+    assert f"sales: sales/raw_orders [{SAMPLE_FILES[-1]}]" in result.stdout
     assert "materialized analytics/customer_value: " in result.stdout
     assert result.stdout.strip().endswith("all data products materialized")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))

@@ -9,9 +9,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+import dagster as dg
 import pytest
 import requests
+
+from platform_core.materialize import workspace_locations
+from platform_core.sensors import land_samples, register_landed_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +49,12 @@ mutation Launch($params: ExecutionParams!) {
 
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
+SENSORS = """
+{ sensorsOrError(repositorySelector: {repositoryLocationName: "sales",
+                                      repositoryName: "__repository__"}) {
+    ... on Sensors { results { name sensorState { status } } } } }
+"""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -52,8 +63,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("dagster_home")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dagster_home")
+
+
+@pytest.fixture(scope="module")
+def webserver(home: Path) -> Iterator[str]:
     (home / "dagster.yaml").write_text(
         "run_coordinator:\n  module: dagster._core.run_coordinator\n"
         "  class: DefaultRunCoordinator\n"
@@ -141,7 +156,23 @@ def test_lineage_crosses_locations_in_the_ui(webserver: str) -> None:
     assert {"/".join(k["path"]) for k in revenue["dependencyKeys"]} == {"sales/orders"}
 
 
-def test_a_materialization_launched_from_the_ui_succeeds(webserver: str) -> None:
+def test_the_landing_sensor_is_listed_and_running(webserver: str) -> None:
+    sensors = graphql(webserver, SENSORS)["sensorsOrError"]["results"]
+    assert {s["name"]: s["sensorState"]["status"] for s in sensors} == {
+        "sales_orders_landing": "RUNNING"
+    }
+
+
+def test_a_materialization_launched_from_the_ui_succeeds(
+    webserver: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DATAOPS_LOCAL_ROOT", str(home / "storage"))
+    sales = next(loc for loc in workspace_locations() if loc.name == "sales").load()
+    landed = [info.key for info in land_samples(sales)]
+    with dg.DagsterInstance.get() as instance:
+        assert set(register_landed_files(sales, instance)) == set(landed)
+    partition = next(key for key in landed if "/2026/11/03/" in key)
     params = {
         "selector": {
             "repositoryLocationName": "sales",
@@ -149,7 +180,7 @@ def test_a_materialization_launched_from_the_ui_succeeds(webserver: str) -> None
             "pipelineName": "__ASSET_JOB",
             "assetSelection": [{"path": ["sales", "raw_orders"]}],
         },
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2026-11-03"}]},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
         "mode": "default",
     }
     launched = graphql(webserver, LAUNCH, {"params": params})["launchPipelineExecution"]
@@ -163,6 +194,8 @@ def test_a_materialization_launched_from_the_ui_succeeds(webserver: str) -> None
             break
         time.sleep(1)
     assert status == "SUCCESS"
+    raw = home / "storage" / "dev" / "sales" / "raw_orders"
+    assert [path.name for path in raw.iterdir()] == [f"{quote(partition, safe='=-_.')}.parquet"]
 
 
 def test_a_person_sees_lineage_across_teams_in_the_browser(webserver: str, tmp_path: Path) -> None:

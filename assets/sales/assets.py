@@ -1,24 +1,38 @@
-"""Orders as taken each day, the cleaned order book, and the customers behind it."""
+"""Orders as the shop lands them, file by file, the cleaned order book, and its customers."""
 
 import dagster as dg
 import pandas as pd
 
-from assets.sales.sample_data import orders_for_day
+from adapters.storage.base import StorageAdapter
+from assets.sales.sample_data import CHANNELS
 from platform_core.data_product import data_product
+from platform_core.landing import read_landed_frame
 
 TEAM = "sales"
-ORDER_DAYS = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_date="2026-11-08")
+ORDER_FILES = dg.DynamicPartitionsDefinition(name="sales_order_files")
+RAW_ORDER_COLUMNS = {
+    "order_id": "str",
+    "customer_id": "str",
+    "email": "str",
+    "country": "str",
+    "channel": pd.CategoricalDtype(CHANNELS),
+    "amount": "float64",
+    "quantity": "int64",
+    "discount": "float64",
+    "is_gift": "bool",
+    "ordered_at": "datetime64[us, UTC]",
+}
 
 
-@data_product(team=TEAM, classification="pii", partitions_def=ORDER_DAYS)
-def raw_orders(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    """Each day's orders as the shop recorded them, customer email included."""
-    return orders_for_day(context.partition_key)
+@data_product(team=TEAM, classification="pii", partitions_def=ORDER_FILES)
+def raw_orders(context: dg.AssetExecutionContext, storage: StorageAdapter) -> pd.DataFrame:
+    """One landed orders file as the shop recorded it, customer email included."""
+    return read_landed_frame(storage, context.partition_key, RAW_ORDER_COLUMNS)
 
 
 @data_product(team=TEAM, classification="confidential")
 def orders(raw_orders: pd.DataFrame) -> pd.DataFrame:
-    """Every order of every day, without personal data, with the amount after discount."""
+    """Every order of every file, without personal data, with the amount after discount."""
     book = raw_orders.drop(columns=["email"]).sort_values("ordered_at", kind="stable")
     book["net_amount"] = (book["amount"] * (1 - book["discount"].fillna(0))).round(2)
     return book.reset_index(drop=True)

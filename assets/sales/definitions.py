@@ -1,7 +1,16 @@
-"""The sales code location."""
+"""The sales code location: raw orders are ingested file by file as the shop lands them."""
 
-from assets.sales import assets, checks
+from assets.sales import assets, checks, sample_data
 from platform_core.definitions import build_team_definitions
+from platform_core.sensors import landing_sensor
+
+orders_landing = landing_sensor(
+    team=assets.TEAM,
+    feed="orders",
+    asset=assets.raw_orders,
+    sample=sample_data.orders_file,
+    seed_at=sample_data.SAMPLE_LANDINGS,
+)
 
 defs = build_team_definitions(
     team=assets.TEAM,
@@ -11,4 +20,5 @@ defs = build_team_definitions(
         checks.orders_schema_contract,
         checks.customers_have_contact,
     ],
+    sensors=[orders_landing],
 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pandas as pd
 
 COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "US", "CA", "BR", "JP", "IN", "AU", "SG"]
 CHANNELS = ["web", "mobile", "store", "partner"]
 CUSTOMERS = 400
+SAMPLE_LANDINGS = tuple(datetime(2026, 11, day, 23, 59, 59, tzinfo=UTC) for day in range(1, 8))
 FIRST_NAMES = ["ana", "ben", "chen", "dara", "eli", "fatima", "goran", "hana", "ivo", "jules"]
 LAST_NAMES = ["meyer", "dubois", "jansen", "garcia", "rossi", "smith", "tanaka", "patel"]
 
@@ -51,3 +54,10 @@ def orders_for_day(day: str) -> pd.DataFrame:
             "ordered_at": start + pd.to_timedelta(seconds, unit="s"),
         }
     )
+
+
+def orders_file(at: datetime) -> pd.DataFrame:
+    """The orders file the shop lands at ``at``: that day's orders, with ids unique to the file."""
+    frame = orders_for_day(f"{at:%Y-%m-%d}")
+    frame["order_id"] = [f"O-{at:%Y%m%d%H%M%S%f}-{n:04d}" for n in range(1, len(frame) + 1)]
+    return frame

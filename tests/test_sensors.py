@@ -1,0 +1,339 @@
+"""Landing sensors on every target, against the real local servers: exactly once, O(new) ticks."""
+
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+import dagster as dg
+import pandas as pd
+import pandas.testing as pdt
+import pyarrow.parquet as pq
+import pytest
+
+from adapters.storage.base import ObjectInfo, StorageAdapter, StorageError
+from assets.sales.assets import ORDER_FILES, raw_orders
+from assets.sales.sample_data import orders_file
+from platform_core.landing import feed_prefix, land_frame
+from platform_core.materialize import workspace_locations
+from platform_core.sensors import LandingLimits, landing_sensor
+from platform_core.settings import Deployment, load_deployment
+from platform_core.targets import storage_for
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = feed_prefix("sales", "orders")
+START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+SETTLE = timedelta(seconds=2)
+
+
+class Intercepted(StorageAdapter):
+    """The real adapter, with a hook run on every object ``list`` yields (fault injection)."""
+
+    inner: StorageAdapter
+
+    @classmethod
+    def from_settings(cls, deployment: Deployment) -> StorageAdapter:
+        raise NotImplementedError
+
+    def uri(self, key: str) -> str:
+        return self.inner.uri(key)
+
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+        return self.inner.put(key, data)
+
+    def download(self, key: str, sink: BinaryIO) -> None:
+        self.inner.download(key, sink)
+
+    def open(self, key: str) -> BinaryIO:
+        return self.inner.open(key)
+
+    def stat(self, key: str) -> ObjectInfo:
+        return self.inner.stat(key)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        for info in self.inner.list(prefix, start_after):
+            yield HOOKS[-1](info) if HOOKS else info
+
+
+HOOKS: list[Callable[[ObjectInfo], ObjectInfo]] = []
+
+
+@pytest.fixture
+def storage(target_env: dict[str, str]) -> StorageAdapter:
+    return storage_for(load_deployment(target_env))
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def hook() -> Iterator[list[Callable[[ObjectInfo], ObjectInfo]]]:
+    yield HOOKS
+    HOOKS.clear()
+
+
+def land(storage: StorageAdapter, minutes: float, rows: int = 3) -> str:
+    at = START + timedelta(minutes=minutes)
+    return land_frame(storage, PREFIX, orders_file(at).head(rows), at).key
+
+
+def sensor(**limits: object) -> dg.SensorDefinition:
+    return landing_sensor(
+        team="sales",
+        feed="orders",
+        asset=raw_orders,
+        limits=LandingLimits(**{"settle": SETTLE, **limits}),
+    )
+
+
+def tick(
+    definition: dg.SensorDefinition,
+    storage: StorageAdapter,
+    instance: dg.DagsterInstance,
+    cursor: str | None,
+) -> dg.SensorResult:
+    """One evaluation, applying its partition requests the way the sensor daemon does."""
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"storage": storage}
+    ) as context:
+        result = definition(context)
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    return result
+
+
+def requested(result: dg.SensorResult) -> list[str]:
+    return [request.partition_key for request in result.run_requests]
+
+
+def test_each_new_file_is_requested_once_as_a_dynamic_partition(
+    storage: StorageAdapter, instance: dg.DagsterInstance
+) -> None:
+    landing = sensor()
+    first = [land(storage, minute) for minute in (0, 1, 2)]
+    result = tick(landing, storage, instance, None)
+    assert requested(result) == first
+    assert len({r.run_key for r in result.run_requests}) == 3
+    assert all(r.run_key.startswith(f"{r.partition_key}@") for r in result.run_requests)
+    assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [first]
+    assert instance.get_dynamic_partitions(ORDER_FILES.name) == first
+
+    result = tick(landing, storage, instance, result.cursor)
+    assert requested(result) == []
+    second = [land(storage, minute) for minute in (3, 4)]
+    result = tick(landing, storage, instance, result.cursor)
+    assert requested(result) == second
+    assert instance.get_dynamic_partitions(ORDER_FILES.name) == first + second
+
+
+def test_a_replayed_tick_requests_nothing_new(
+    storage: StorageAdapter, instance: dg.DagsterInstance
+) -> None:
+    landing = sensor()
+    before = tick(landing, storage, instance, None)
+    for minute in (0, 1):
+        land(storage, minute)
+    result = tick(landing, storage, instance, before.cursor)
+    replay = tick(landing, storage, instance, before.cursor)
+    assert [r.run_key for r in replay.run_requests] == [r.run_key for r in result.run_requests]
+    assert requested(tick(landing, storage, instance, result.cursor)) == []
+
+
+def test_an_overwritten_file_is_requested_again_an_unchanged_one_is_not(
+    storage: StorageAdapter, instance: dg.DagsterInstance
+) -> None:
+    landing = sensor()
+    kept, changed = land(storage, 0), land(storage, 1)
+    result = tick(landing, storage, instance, None)
+    storage.put(changed, b"order_id\nO-1\n")
+    again = tick(landing, storage, instance, result.cursor)
+    assert requested(again) == [changed]
+    assert again.run_requests[0].run_key == f"{changed}@{storage.stat(changed).etag}"
+    assert again.run_requests[0].run_key != result.run_requests[1].run_key
+    assert requested(tick(landing, storage, instance, again.cursor)) == []
+    assert kept in requested(result)
+
+
+def test_an_overwrite_after_the_key_settled_is_found_by_the_rescan(
+    storage: StorageAdapter, instance: dg.DagsterInstance
+) -> None:
+    landing = sensor()
+    kept, changed = land(storage, 0), land(storage, 1)
+    cursor = tick(landing, storage, instance, None).cursor
+    deadline = datetime.now(UTC) + SETTLE * 3
+    while '"after":null' in cursor:
+        assert datetime.now(UTC) < deadline, "the window never settled"
+        time.sleep(0.2)
+        result = tick(landing, storage, instance, cursor)
+        assert requested(result) == []
+        cursor = result.cursor
+    assert f'"after":"{changed}"' in cursor
+    storage.put(changed, b"order_id\nO-2\n")
+    result = tick(landing, storage, instance, cursor)
+    assert requested(result) == [changed]
+    assert requested(tick(landing, storage, instance, result.cursor)) == []
+    assert kept != changed
+
+
+def test_the_cursor_survives_a_tick_that_fails_half_way(
+    storage: StorageAdapter, instance: dg.DagsterInstance, hook: list
+) -> None:
+    landing = sensor()
+    faulty = Intercepted(inner=storage)
+    first = tick(landing, faulty, instance, None)
+    files = [land(storage, minute) for minute in range(5)]
+    seen: list[str] = []
+
+    def fail_on_third(info: ObjectInfo) -> ObjectInfo:
+        seen.append(info.key)
+        if len(seen) == 3:
+            raise StorageError("connection reset by peer")
+        return info
+
+    hook.append(fail_on_third)
+    with pytest.raises(StorageError, match="connection reset"):
+        tick(landing, faulty, instance, first.cursor)
+    hook.clear()
+    result = tick(landing, faulty, instance, first.cursor)
+    assert requested(result) == files
+    assert requested(tick(landing, faulty, instance, result.cursor)) == []
+
+
+def test_files_landing_during_a_tick_are_picked_up_next_tick(
+    storage: StorageAdapter, instance: dg.DagsterInstance, hook: list
+) -> None:
+    landing = sensor(rescan_objects=0)
+    faulty = Intercepted(inner=storage)
+    existing = [land(storage, minute) for minute in (10, 20)]
+    during: list[str] = []
+
+    def land_meanwhile(info: ObjectInfo) -> ObjectInfo:
+        if not during:
+            during.extend([land(storage, 30), land(storage, 5)])
+        return info
+
+    hook.append(land_meanwhile)
+    first = tick(landing, faulty, instance, None)
+    hook.clear()
+    second = tick(landing, faulty, instance, first.cursor)
+    all_requests = requested(first) + requested(second)
+    assert sorted(all_requests) == sorted(existing + during)
+    assert set(existing) <= set(requested(first))
+    assert requested(tick(landing, faulty, instance, second.cursor)) == []
+
+
+def test_files_sharing_a_modified_time_are_all_ingested(
+    storage: StorageAdapter, instance: dg.DagsterInstance, hook: list
+) -> None:
+    landing = sensor()
+    faulty = Intercepted(inner=storage)
+    same = datetime.now(UTC).replace(microsecond=0)
+    hook.append(lambda info: ObjectInfo(info.key, info.size, info.etag, same))
+    twins = [land(storage, 0), land(storage, 0)]
+    assert twins[0] != twins[1]
+    result = tick(landing, faulty, instance, None)
+    assert sorted(requested(result)) == sorted(twins)
+    late = land(storage, 0)
+    result = tick(landing, faulty, instance, result.cursor)
+    assert requested(result) == [late]
+
+
+def test_a_tick_never_reads_more_than_its_page_budget(
+    storage: StorageAdapter, instance: dg.DagsterInstance, hook: list
+) -> None:
+    landing = sensor(max_objects=4, max_window=2, rescan_objects=2)
+    faulty = Intercepted(inner=storage)
+    files = [land(storage, minute) for minute in range(11)]
+    reads: list[str] = []
+    hook.append(lambda info: reads.append(info.key) or info)
+    cursor, ticks, all_requests = None, 0, []
+    while True:
+        reads.clear()
+        result = tick(landing, faulty, instance, cursor)
+        assert len(reads) <= 4 + 2
+        ticks += 1
+        cursor = result.cursor
+        if not result.run_requests:
+            break
+        all_requests += requested(result)
+        assert ticks < 20
+    assert sorted(all_requests) == files
+    assert ticks > 3
+    assert len(cursor) < 4000
+
+
+def test_requested_runs_materialise_and_orders_read_them_downstream(
+    use_target: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    sales = next(loc for loc in workspace_locations() if loc.name == "sales").load()
+    storage: StorageAdapter = sales.resources["storage"]
+    [landing] = [s for s in sales.sensors if s.name == "sales_orders_landing"]
+    times = [START, START + timedelta(days=1)]
+    keys = [land_frame(storage, PREFIX, orders_file(at), at).key for at in times]
+    result = tick(landing, storage, instance, None)
+    assert requested(result) == keys
+    assert instance.get_dynamic_partitions(ORDER_FILES.name) == keys
+
+    job = sales.resolve_implicit_global_asset_job_def()
+    for request in result.run_requests:
+        run = job.execute_in_process(
+            instance=instance,
+            asset_selection=[raw_orders.key],
+            partition_key=request.partition_key,
+            tags=request.tags,
+        )
+        assert run.success
+    assert job.execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey(["sales", "orders"])]
+    ).success
+
+    environment = load_deployment(use_target).environment
+    orders = pq.read_table(io.BytesIO(storage.get(f"{environment}/sales/orders.parquet")))
+    expected = pd.concat([orders_file(at) for at in times], ignore_index=True)
+    orders = orders.to_pandas()
+    assert "email" not in orders.columns
+    pdt.assert_series_equal(orders["order_id"], expected["order_id"])
+    assert orders["channel"].dtype == expected["channel"].dtype
+    assert str(orders["ordered_at"].dtype) == "datetime64[us, UTC]"
+    pdt.assert_series_equal(orders["ordered_at"], expected["ordered_at"])
+
+
+def test_dataops_land_drops_a_file_the_sensor_ingests(
+    target_env: dict[str, str],
+    storage: StorageAdapter,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATAOPS_", "AWS_"))},
+        "DAGSTER_HOME": str(tmp_path),
+        **target_env,
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dataops"), "land"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sales: landed " in result.stdout
+    requests = tick(sensor(), storage, instance, None).run_requests
+    assert len(requests) == 1
+    assert requests[0].partition_key.startswith(f"{PREFIX}{datetime.now(UTC):%Y/%m/%d}/")
+    assert storage.uri(requests[0].partition_key) in result.stdout
