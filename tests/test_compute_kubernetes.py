@@ -402,16 +402,17 @@ def test_env_sourced_settings_reach_the_pods_and_the_code_server_image_wins(
     assert config["max_concurrent"] == 8
     assert env["DATAOPS_STORAGE_PREFIX"] == "lake"
     assert env["DATAOPS__COMPUTE__MAX_CONCURRENT"] == "8"
-    assert load_deployment(
-        {k: v for k, v in env.items() if k.startswith("DATAOPS")}
-    ).compute.values == load_deployment(
-        deployment_env(
-            "aws",
-            DATAOPS_STORAGE_PREFIX="lake",
-            DATAOPS__COMPUTE__MAX_CONCURRENT="8",
-            DATAOPS__COMPUTE__IMAGE_PULL_REFS="[regcred]",
-        )
-    ).compute.values
+    assert (
+        load_deployment({k: v for k, v in env.items() if k.startswith("DATAOPS")}).compute.values
+        == load_deployment(
+            deployment_env(
+                "aws",
+                DATAOPS_STORAGE_PREFIX="lake",
+                DATAOPS__COMPUTE__MAX_CONCURRENT="8",
+                DATAOPS__COMPUTE__IMAGE_PULL_REFS="[regcred]",
+            )
+        ).compute.values
+    )
 
 
 @pytest.mark.parametrize(

@@ -85,9 +85,7 @@ def test_scoring_tool_runs_as_its_own_process_and_reports_back(local_target_env:
 
     assert result.success
     (materialization,) = [
-        m
-        for m in result.get_asset_materialization_events()
-        if m.asset_key == customer_scores.key
+        m for m in result.get_asset_materialization_events() if m.asset_key == customer_scores.key
     ]
     metadata = materialization.materialization.metadata
     assert metadata["customers"].value == 4
@@ -116,6 +114,4 @@ def test_a_failing_tool_fails_the_step(local_target_env: dict, tmp_path) -> None
 
     result = dg.materialize([broken], raise_on_error=False)
     (failure,) = [e for e in result.all_events if e.is_step_failure]
-    assert "External execution process failed with code 3" in str(
-        failure.step_failure_data.error
-    )
+    assert "External execution process failed with code 3" in str(failure.step_failure_data.error)

@@ -1,4 +1,4 @@
-"""The portability proof: the same asset graph, run unchanged on every target, gives the same result.
+"""The portability proof: the same asset graph, run unchanged on every target, gives the same data.
 
 For each target, ``dataops materialize --all`` runs as a user would run it, configured only by
 environment variables that point at the target's real local server. The test then reads every
@@ -97,7 +97,11 @@ def test_same_graph_same_data_on_every_target(
     }
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dataops"), "materialize", "--all"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
