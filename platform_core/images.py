@@ -22,8 +22,19 @@ def discover_teams(root: Path = REPO_ROOT) -> list[str]:
     return sorted(path.parent.name for path in (root / "assets").glob("*/definitions.py"))
 
 
+def discover_tools(root: Path = REPO_ROOT) -> list[tuple[str, str, Path]]:
+    """Every Pipes tool with its own runtime: ``assets/<team>/<tool>_job/Dockerfile``, sorted.
+
+    Returns ``(team, tool, folder)``; the folder is the tool image's build context.
+    """
+    return sorted(
+        (path.parent.parent.name, path.parent.name.removesuffix("_job"), path.parent)
+        for path in (root / "assets").glob("*/*_job/Dockerfile")
+    )
+
+
 def image_name(team: str, registry: str = DEFAULT_REGISTRY, tag: str = DEFAULT_TAG) -> str:
-    """``<registry>/dataops-<team>:<tag>``."""
+    """``<registry>/dataops-<team>:<tag>``; a tool's is ``dataops-<team>-<tool>``."""
     return f"{registry.rstrip('/')}/dataops-{team}:{tag}"
 
 
@@ -47,6 +58,13 @@ def image_commands(
         if f"team-{team}" in groups:
             build += ["--build-arg", f"TEAM_DEPENDENCY_GROUP=team-{team}"]
         commands.append(shlex.join([*build, "--tag", image, "."]))
+        if push:
+            commands.append(shlex.join(["docker", "push", image]))
+    for team, tool, folder in discover_tools(root):
+        image = image_name(f"{team}-{tool}", registry, tag)
+        commands.append(
+            shlex.join(["docker", "build", "--tag", image, str(folder.relative_to(root))])
+        )
         if push:
             commands.append(shlex.join(["docker", "push", image]))
     return commands

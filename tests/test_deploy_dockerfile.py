@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, discover_teams, image_commands
+from platform_core.cli import main
+from platform_core.images import (
+    DEFAULT_REGISTRY,
+    DEFAULT_TAG,
+    discover_teams,
+    discover_tools,
+    image_commands,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"
@@ -98,8 +105,9 @@ def test_teams_are_the_asset_packages() -> None:
 
 def test_build_and_push_commands_per_team() -> None:
     commands = [shlex.split(command) for command in image_commands()]
-    assert len(commands) == 2 * len(TEAMS)
-    for team, build, push in zip(TEAMS, commands[::2], commands[1::2], strict=True):
+    assert len(commands) == 2 * (len(TEAMS) + len(discover_tools()))
+    team_commands = commands[: 2 * len(TEAMS)]
+    for team, build, push in zip(TEAMS, team_commands[::2], team_commands[1::2], strict=True):
         image = f"{DEFAULT_REGISTRY}/dataops-{team}:{DEFAULT_TAG}"
         assert build[:4] == ["docker", "build", "--file", "deploy/Dockerfile"]
         assert build[build.index("--build-arg") + 1] == f"TEAM={team}"
@@ -109,6 +117,20 @@ def test_build_and_push_commands_per_team() -> None:
     assert image_commands(registry="r.example/x", tag="1.2.3", push=False)[0].endswith(
         f"--tag r.example/x/dataops-{TEAMS[0]}:1.2.3 ."
     )
+
+
+def test_pipes_tools_get_their_own_image_from_their_own_folder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert ("analytics", "scoring", REPO_ROOT / "assets/analytics/scoring_job") in discover_tools()
+    assert main(["images", "--registry", "r.example/x", "--tag", "2.0", "--no-push"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == (
+        "docker build --tag r.example/x/dataops-analytics-scoring:2.0 assets/analytics/scoring_job"
+    )
+    assert not any(line.startswith("docker push") for line in printed)
+    tool = (REPO_ROOT / "assets/analytics/scoring_job/Dockerfile").read_text()
+    assert "\nUSER 10001\n" in tool
 
 
 def test_a_team_dependency_group_reaches_only_that_team_image(tmp_path: Path) -> None:
