@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
 from platform_core.landing import land_frame
 from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
 from platform_core.sensors import landing_feeds
@@ -66,6 +67,12 @@ def _config(_: argparse.Namespace) -> int:
     return 0
 
 
+def _images(args: argparse.Namespace) -> int:
+    for command in image_commands(registry=args.registry, tag=args.tag, push=args.push):
+        print(command)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dataops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     land.set_defaults(run=_land)
     config = commands.add_parser("config", help="show the resolved deployment and check storage")
     config.set_defaults(run=_config)
+    images = commands.add_parser("images", help="print the docker commands for every team image")
+    images.add_argument("--registry", default=DEFAULT_REGISTRY)
+    images.add_argument("--tag", default=DEFAULT_TAG)
+    images.add_argument("--no-push", dest="push", action="store_false")
+    images.set_defaults(run=_images)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
