@@ -111,7 +111,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         tables = [self._read(key) for key in self._keys(context)]
-        return _concat(tables).to_pandas()
+        return _concat(tables).to_pandas(self_destruct=True, split_blocks=True)
 
     def _read(self, key: str) -> pa.Table:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as parquet:

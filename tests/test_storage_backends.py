@@ -22,6 +22,7 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from azure.identity import DefaultAzureCredential
 from azure.storage.blob import (
     BlobServiceClient,
     ContainerSasPermissions,
@@ -108,8 +109,31 @@ def test_azure_without_credentials_names_the_variables(
     with pytest.raises(ConfigError, match="AZURE_STORAGE_CONNECTION_STRING"):
         load(env, monkeypatch)
     env["AZURE_STORAGE_ACCOUNT_URL"] = "https://acct.blob.core.windows.net"
-    with pytest.raises(ConfigError, match="neither AZURE_STORAGE_KEY nor AZURE_STORAGE_SAS_TOKEN"):
+    with pytest.raises(
+        ConfigError, match="none of AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or an identity"
+    ):
         load(env, monkeypatch)
+
+
+def test_azure_workload_identity_uses_the_default_credential_chain(
+    azure_target_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What AKS workload identity injects into a pod selects ``DefaultAzureCredential``.
+
+    No token is requested (that needs Entra ID), so the adapter is built without the check.
+    """
+    token = tmp_path / "azure-identity-token"
+    token.write_text("projected-service-account-token")
+    env = {k: v for k, v in azure_target_env.items() if k != "AZURE_STORAGE_CONNECTION_STRING"}
+    env |= {
+        "AZURE_STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
+        "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
+        "AZURE_TENANT_ID": "00000000-0000-0000-0000-000000000002",
+        "AZURE_FEDERATED_TOKEN_FILE": str(token),
+    }
+    adapter = load(env, monkeypatch, check=False)
+    assert isinstance(adapter._container().credential, DefaultAzureCredential)
+    assert adapter.uri("dev/sales/orders.parquet").startswith("https://acct.blob.core.windows.net/")
 
 
 def test_gcp_key_file_that_does_not_exist_is_named(

@@ -2,7 +2,9 @@
 
 Credentials come only from environment variables: ``AZURE_STORAGE_CONNECTION_STRING``, or an
 account URL (``storage.account_url`` or ``AZURE_STORAGE_ACCOUNT_URL``) with ``AZURE_STORAGE_KEY``
-or ``AZURE_STORAGE_SAS_TOKEN``. The same variables point the adapter at Azurite.
+or ``AZURE_STORAGE_SAS_TOKEN``, or with an Azure identity (``DefaultAzureCredential``) where its
+variables are set: AKS workload identity injects ``AZURE_CLIENT_ID`` and
+``AZURE_FEDERATED_TOKEN_FILE`` into every pod. The same variables point the adapter at Azurite.
 
 Streams above one chunk are uploaded as blocks and committed in one call, so readers see the old
 blob until the commit and a failed upload leaves only uncommitted blocks (which Azure discards).
@@ -29,6 +31,7 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
 )
+from azure.identity import DefaultAzureCredential
 from azure.storage.blob import (
     BlobClient,
     BlobPrefix,
@@ -53,6 +56,7 @@ CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
 ACCOUNT_KEY = "AZURE_STORAGE_KEY"
 SAS_TOKEN = "AZURE_STORAGE_SAS_TOKEN"
+IDENTITY_VARIABLES = ("AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID")
 UPLOAD_CONCURRENCY = 4
 RANGE_SIZE = 4 * 1024 * 1024
 TRANSFER_SIZES = {
@@ -63,7 +67,7 @@ TRANSFER_SIZES = {
 }
 CREDENTIAL_FIX = (
     f"Set {CONNECTION_STRING}, or {ACCOUNT_URL} (or storage.account_url) together with "
-    f"{ACCOUNT_KEY} or {SAS_TOKEN}."
+    f"{ACCOUNT_KEY}, {SAS_TOKEN} or a workload identity ({' and '.join(IDENTITY_VARIABLES)})."
 )
 
 
@@ -90,10 +94,10 @@ class AzureBlobStorage(StorageAdapter):
                 raise ConfigError(
                     f"No Azure storage account for '{deployment.target}'. {CREDENTIAL_FIX}"
                 )
-            if not (os.environ.get(ACCOUNT_KEY) or os.environ.get(SAS_TOKEN)):
+            if not any(os.environ.get(v) for v in (ACCOUNT_KEY, SAS_TOKEN, *IDENTITY_VARIABLES)):
                 raise ConfigError(
-                    f"No credential for Azure account {account_url}: neither {ACCOUNT_KEY} nor "
-                    f"{SAS_TOKEN} is set. {CREDENTIAL_FIX}"
+                    f"No credential for Azure account {account_url}: none of {ACCOUNT_KEY}, "
+                    f"{SAS_TOKEN} or an identity is set. {CREDENTIAL_FIX}"
                 )
         adapter = cls(
             target=deployment.target,
@@ -266,11 +270,15 @@ def _code(exc: ClientAuthenticationError | HttpResponseError) -> str:
     return str(getattr(code, "value", code) or exc.status_code or type(exc).__name__)
 
 
-def _credential(account_url: str) -> dict[str, str] | AzureSasCredential:
+def _credential(
+    account_url: str,
+) -> dict[str, str] | AzureSasCredential | DefaultAzureCredential:
     key = os.environ.get(ACCOUNT_KEY)
     if key:
         return {"account_name": _account_name(account_url), "account_key": key}
-    return AzureSasCredential(os.environ[SAS_TOKEN].lstrip("?"))
+    if os.environ.get(SAS_TOKEN):
+        return AzureSasCredential(os.environ[SAS_TOKEN].lstrip("?"))
+    return DefaultAzureCredential()
 
 
 def _account_name(account_url: str) -> str:
