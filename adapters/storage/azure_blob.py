@@ -48,6 +48,7 @@ from adapters.storage.base import (
     StorageAdapter,
     StorageError,
     check_key,
+    remaining_size,
 )
 from adapters.storage.retry import azure_options
 from platform_core.settings import ConfigError, Deployment
@@ -147,7 +148,7 @@ class AzureBlobStorage(StorageAdapter):
             else:
                 blob.upload_blob(
                     data,
-                    length=_remaining(data),
+                    length=remaining_size(data),
                     overwrite=True,
                     max_concurrency=UPLOAD_CONCURRENCY,
                 )
@@ -291,15 +292,6 @@ def _account_name(account_url: str) -> str:
         if host != "localhost":
             return host.split(".")[0]
     return parts.path.strip("/").split("/")[0]
-
-
-def _remaining(stream: BinaryIO) -> int | None:
-    if not stream.seekable():
-        return None
-    position = stream.tell()
-    end = stream.seek(0, io.SEEK_END)
-    stream.seek(position)
-    return end - position
 
 
 def _info(key: str, blob: BlobProperties) -> ObjectInfo:

@@ -49,6 +49,16 @@ def check_key(key: str) -> str:
     return key
 
 
+def remaining_size(stream: BinaryIO) -> int | None:
+    """Bytes left from the stream's position to its end, or None if it cannot seek."""
+    if not stream.seekable():
+        return None
+    position = stream.tell()
+    end = stream.seek(0, io.SEEK_END)
+    stream.seek(position)
+    return end - position
+
+
 class StorageAdapter(dg.ConfigurableResource, ABC):
     """One backend's implementation of the storage contract, as a Dagster resource."""
 

@@ -39,6 +39,7 @@ from adapters.storage.base import (
     StorageAdapter,
     StorageError,
     check_key,
+    remaining_size,
 )
 from adapters.storage.retry import POLICY, google_retry
 from platform_core.settings import ConfigError, Deployment
@@ -115,7 +116,7 @@ class GCSStorage(StorageAdapter):
             if isinstance(data, bytes | bytearray | memoryview):
                 blob.upload_from_string(bytes(data), retry=RETRY, timeout=TIMEOUT)
             elif data.seekable():
-                blob.upload_from_file(data, size=_remaining(data), retry=RETRY, timeout=TIMEOUT)
+                blob.upload_from_file(data, size=remaining_size(data), retry=RETRY, timeout=TIMEOUT)
             else:
                 blob.upload_from_file(_ForwardOnly(data), retry=RETRY, timeout=TIMEOUT)
         return _info(key, blob)
@@ -231,13 +232,6 @@ class _ForwardOnly:
 
     def seekable(self) -> bool:
         return False
-
-
-def _remaining(stream: BinaryIO) -> int:
-    position = stream.tell()
-    end = stream.seek(0, io.SEEK_END)
-    stream.seek(position)
-    return end - position
 
 
 def _info(key: str, blob: Any) -> ObjectInfo:
