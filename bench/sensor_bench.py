@@ -1,8 +1,9 @@
 """Sensor benchmark (not a test): one landing-sensor tick vs a full listing of the landing prefix.
 
-A landing prefix holds ``--objects`` existing files (default 100,000; keys follow the platform's
-convention, 1,000 a day) and then ``--new`` new ones (default 10). Measured in the same run, on
-local storage and on moto's S3 server (started as ``tests/servers.py`` does):
+A feed of the ``bench`` environment's landing zone holds ``--objects`` existing files (default
+100,000; keys follow the platform's convention, 1,000 a day) and then ``--new`` new ones (default
+10). Measured in the same run, on local storage and on moto's S3 server (started as
+``tests/servers.py`` does):
 
 - platform: one evaluation of ``landing_sensor`` from the cursor it reached over the existing
   files (a priming tick), returning a run request per new file;
@@ -42,12 +43,13 @@ from servers import TEST_ACCESS_KEY, TEST_SECRET_KEY, start_moto  # noqa: E402
 from adapters.storage.base import StorageAdapter  # noqa: E402
 from adapters.storage.local import LocalStorage  # noqa: E402
 from assets.sales.assets import raw_orders  # noqa: E402
-from platform_core.landing import feed_prefix, landing_key  # noqa: E402
+from platform_core.landing import LandingZone, feed_prefix, landing_key  # noqa: E402
 from platform_core.sensors import LandingLimits, landing_sensor  # noqa: E402
 from platform_core.settings import load_deployment  # noqa: E402
 from platform_core.targets import storage_for  # noqa: E402
 
-PREFIX = feed_prefix("sales", "orders")
+ENVIRONMENT = "bench"
+PREFIX = feed_prefix(ENVIRONMENT, "sales", "orders")
 FIRST = datetime(2026, 1, 1, tzinfo=UTC)
 PER_DAY = 1000
 SETTLE = timedelta(seconds=2)
@@ -68,7 +70,7 @@ def new_keys(count: int, after: int) -> list[str]:
 
 def local_storage(count: int) -> LocalStorage:
     """A local root holding ``count`` landed files, built once and reused."""
-    root = CACHE / f"local-{count}"
+    root = CACHE / f"local-{ENVIRONMENT}-{count}"
     done = root / "complete"
     if not done.exists():
         print(f"local: writing {count:,} files under {root} (once) ...", flush=True)
@@ -131,6 +133,7 @@ def measure(
     new: int,
     repeat: int,
 ) -> dict:
+    landing = LandingZone(storage=storage, environment=ENVIRONMENT)
     sensor = landing_sensor(
         team="sales", feed="orders", asset=raw_orders, limits=LandingLimits(settle=SETTLE)
     )
@@ -147,7 +150,7 @@ def measure(
             )
         )
         with dg.build_sensor_context(
-            instance=instance, cursor=cursor, resources={"storage": storage}
+            instance=instance, cursor=cursor, resources={"landing": landing}
         ) as context:
             return evaluated(context)
 
@@ -161,7 +164,7 @@ def measure(
     tick_seconds, result = timed(lambda: tick(primed.cursor), repeat)
     requested = sorted(request.partition_key for request in result.run_requests)
     assert requested == keys, requested[:5]
-    list_seconds, listed = timed(lambda: sum(1 for _ in storage.list(PREFIX)), repeat)
+    list_seconds, listed = timed(lambda: sum(1 for _ in landing.list("sales", "orders")), repeat)
     assert listed == count + new, listed
     return {
         "storage": name,

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
-from platform_core.landing import land_frame
+from platform_core.landing import LandingZone
 from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
 from platform_core.sensors import landing_feeds
 from platform_core.settings import ConfigError, load_deployment
@@ -42,13 +42,12 @@ def _land(args: argparse.Namespace) -> int:
     landed = 0
     for location in workspace_locations(Path(args.workspace)):
         defs = location.load()
-        storage = defs.resources["storage"]
+        landing: LandingZone = defs.resources["landing"]
         for feed in landing_feeds(defs):
             if feed.sample is None:
                 continue
-            at = datetime.now(UTC)
-            info = land_frame(storage, feed.prefix, feed.synthetic(at), at)
-            print(f"{location.name}: landed {storage.uri(info.key)} for {feed.sensor.name}")
+            info = feed.land_sample(landing, datetime.now(UTC))
+            print(f"{location.name}: landed {landing.storage.uri(info.key)} for {feed.sensor.name}")
             landed += 1
     if not landed:
         print("dataops land: no landing sensor with a sample in the workspace.", file=sys.stderr)

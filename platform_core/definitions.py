@@ -8,6 +8,7 @@ import dagster as dg
 
 from platform_core.governance import require_ownership
 from platform_core.io_manager import DataProductIOManager
+from platform_core.landing import LandingZone
 from platform_core.settings import Deployment, load_deployment
 from platform_core.targets import compute_for, storage_for
 
@@ -42,6 +43,7 @@ def build_team_definitions(
         resources={
             "storage": storage,
             "io_manager": DataProductIOManager(storage=storage, environment=deployment.environment),
+            "landing": LandingZone(storage=storage, environment=deployment.environment),
             "pipes": compute.pipes_resource(team),
         },
         executor=compute.executor(team, assets),

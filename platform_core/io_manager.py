@@ -79,7 +79,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             return [
                 object_key(self.environment, context.asset_key, partition)
-                for partition in context.asset_partition_keys
+                for partition in _ordered_partitions(context)
             ]
         return [object_key(self.environment, context.asset_key)]
 
@@ -118,6 +118,22 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             self.storage.download(key, parquet)
             parquet.seek(0)
             return pq.read_table(parquet)
+
+
+def _ordered_partitions(context: dg.OutputContext | dg.InputContext) -> list[str]:
+    """The context's partition keys in their definition's order, so loaded frames are stable."""
+    wanted = context.asset_partition_keys
+    if len(wanted) < 2:
+        return list(wanted)
+    partitions_def = context.asset_partitions_def
+    is_dynamic = isinstance(partitions_def, dg.DynamicPartitionsDefinition)
+    store = context.instance if is_dynamic else None
+    chosen = set(wanted)
+    return [
+        key
+        for key in partitions_def.get_partition_keys(dynamic_partitions_store=store)
+        if key in chosen
+    ]
 
 
 def _concat(tables: Sequence[pa.Table]) -> pa.Table:

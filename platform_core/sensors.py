@@ -1,9 +1,9 @@
 """Landing sensors: each new landed file becomes a dynamic partition and one run, at O(new) a tick.
 
-``landing_sensor(team=..., feed=..., asset=...)`` watches ``landing/<team>/<feed>/`` (see
-``platform_core.landing`` for the key convention) through the ``storage`` resource, whatever the
-target. For every new object, or new version of an object, it adds a dynamic partition named by
-the object key and requests one run of the asset for it, in the same ``SensorResult``. The run
+``landing_sensor(team=..., feed=..., asset=...)`` watches ``<environment>/landing/<team>/<feed>/``
+(see ``platform_core.landing`` for the key convention) through the ``landing`` resource, whatever
+the target. For every new object, or new version of an object, it adds a dynamic partition named
+by the object key and requests one run of the asset for it, in the same ``SensorResult``. The run
 key is ``<key>@<etag>``: replaying a tick asks for nothing Dagster has not already got, an
 overwritten file is ingested again, an unchanged one is not.
 
@@ -29,12 +29,13 @@ redoes the work, producing the same run keys.
 """
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
 import pkgutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,13 +44,14 @@ import dagster as dg
 import pandas as pd
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from adapters.storage.base import ObjectInfo, StorageAdapter
-from platform_core.landing import feed_prefix, land_frame
+from adapters.storage.base import ObjectInfo
+from platform_core.landing import LandingZone
 
 LANDING_METADATA = "dataops/landing"
 LANDING_KEY_TAG = "dataops/landing_key"
 LANDING_ETAG_TAG = "dataops/landing_etag"
 SAMPLE_SUFFIX = "sample"
+Listing = Callable[[str | None], Iterator[ObjectInfo]]
 
 
 @dataclass(frozen=True)
@@ -100,34 +102,29 @@ def _digest(info: ObjectInfo) -> str:
 
 
 def scan(
-    storage: StorageAdapter,
-    prefix: str,
-    cursor: LandingCursor,
-    limits: LandingLimits,
-    now: float,
+    listing: Listing, cursor: LandingCursor, limits: LandingLimits, now: float
 ) -> tuple[list[ObjectInfo], LandingCursor]:
-    """The new object versions under ``prefix`` since ``cursor``, and the cursor after them.
+    """The new object versions of a feed since ``cursor``, and the cursor after them.
 
-    Lists at most ``limits.max_objects + limits.rescan_objects`` objects.
+    ``listing(start_after)`` lists the feed's objects in key order after a key (all if None).
+    Reads at most ``limits.max_objects + limits.rescan_objects`` objects.
     """
     state = copy.deepcopy(cursor)
     if state.since is None:
         state.since = state.pass_started = now
-    found = _forward(storage, prefix, state, limits)
+    found = _forward(listing, state, limits)
     _remember(state, found)
     _settle(state, limits, now)
-    rescanned = _rescan(storage, prefix, state, limits, now)
+    rescanned = _rescan(listing, state, limits, now)
     _remember(state, rescanned)
     _forget(state, limits)
     return found + rescanned, state
 
 
-def _forward(
-    storage: StorageAdapter, prefix: str, state: LandingCursor, limits: LandingLimits
-) -> list[ObjectInfo]:
+def _forward(listing: Listing, state: LandingCursor, limits: LandingLimits) -> list[ObjectInfo]:
     found: list[ObjectInfo] = []
     listed: set[str] = set()
-    for info in itertools.islice(storage.list(prefix, start_after=state.after), limits.max_objects):
+    for info in itertools.islice(listing(state.after), limits.max_objects):
         listed.add(info.key)
         known = state.window.get(info.key)
         if known is None or known[0] != info.etag:
@@ -149,11 +146,7 @@ def _settle(state: LandingCursor, limits: LandingLimits, now: float) -> None:
 
 
 def _rescan(
-    storage: StorageAdapter,
-    prefix: str,
-    state: LandingCursor,
-    limits: LandingLimits,
-    now: float,
+    listing: Listing, state: LandingCursor, limits: LandingLimits, now: float
 ) -> list[ObjectInfo]:
     if not limits.rescan_objects or state.after is None:
         return []
@@ -161,9 +154,7 @@ def _rescan(
     found: list[ObjectInfo] = []
     read = 0
     finished = False
-    for info in itertools.islice(
-        storage.list(prefix, start_after=state.rescan_at), limits.rescan_objects
-    ):
+    for info in itertools.islice(listing(state.rescan_at), limits.rescan_objects):
         if info.key > state.after:
             finished = True
             break
@@ -201,7 +192,7 @@ def landing_sensor(
     minimum_interval_seconds: int = 30,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.SensorDefinition:
-    """A sensor that ingests every file landed under ``landing/<team>/<feed>/`` with ``asset``.
+    """A sensor that ingests every file landed in the ``team``'s ``feed`` with ``asset``.
 
     ``asset`` must have a named ``DynamicPartitionsDefinition``: its partition keys are the
     files' storage keys. ``sample`` makes a synthetic file for a landing time (``dataops land``),
@@ -214,10 +205,10 @@ def landing_sensor(
             f"Landing sensor {team}/{feed}: asset {asset.key.to_user_string()} needs a named "
             "DynamicPartitionsDefinition, one partition per landed file."
         )
-    prefix = feed_prefix(team, feed)
     name = f"{team}_{feed}_landing"
     described = {
-        "prefix": prefix,
+        "team": team,
+        "feed": feed,
         "partitions": partitions_def.name,
         "sample": _reference(sample) if sample else None,
         "seed_at": [at.astimezone(UTC).isoformat() for at in seed_at],
@@ -228,13 +219,14 @@ def landing_sensor(
         target=asset,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
-        description=f"Ingests each file landed under {prefix} as a partition of "
-        f"{asset.key.to_user_string()}.",
+        description=f"Ingests each file landed under <environment>/landing/{team}/{feed}/ as a "
+        f"partition of {asset.key.to_user_string()}.",
         metadata={LANDING_METADATA: dg.MetadataValue.json(described)},
     )
-    def landing(context: dg.SensorEvaluationContext, storage: StorageAdapter) -> dg.SensorResult:
+    def tick(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
         cursor = LandingCursor.parse(context.cursor)
-        found, cursor = scan(storage, prefix, cursor, limits, time.time())
+        listing = functools.partial(landing.list, team, feed)
+        found, cursor = scan(listing, cursor, limits, time.time())
         partition_keys = list(dict.fromkeys(info.key for info in found))
         return dg.SensorResult(
             run_requests=[
@@ -251,7 +243,7 @@ def landing_sensor(
             cursor=cursor.dump(),
         )
 
-    return landing
+    return tick
 
 
 def _reference(function: Callable[..., Any]) -> str:
@@ -266,15 +258,19 @@ class LandingFeed:
     """A landing sensor of a code location, as its metadata describes it."""
 
     sensor: dg.SensorDefinition
-    prefix: str
+    team: str
+    feed: str
     sample: str | None
     seed_at: tuple[datetime, ...]
 
-    def synthetic(self, at: datetime) -> pd.DataFrame:
-        """A sample file's content for landing time ``at``."""
+    def land_sample(
+        self, landing: LandingZone, at: datetime, suffix: str | None = None
+    ) -> ObjectInfo:
+        """Land a sample file, as landed at ``at``, into this feed."""
         if self.sample is None:
             raise ValueError(f"Landing sensor {self.sensor.name} has no sample.")
-        return pkgutil.resolve_name(self.sample)(at)
+        frame = pkgutil.resolve_name(self.sample)(at)
+        return landing.land(self.team, self.feed, frame, at, suffix)
 
 
 def landing_feeds(defs: dg.Definitions) -> list[LandingFeed]:
@@ -288,7 +284,8 @@ def landing_feeds(defs: dg.Definitions) -> list[LandingFeed]:
         feeds.append(
             LandingFeed(
                 sensor=sensor,
-                prefix=value["prefix"],
+                team=value["team"],
+                feed=value["feed"],
                 sample=value["sample"],
                 seed_at=tuple(datetime.fromisoformat(at) for at in value["seed_at"]),
             )
@@ -297,14 +294,13 @@ def landing_feeds(defs: dg.Definitions) -> list[LandingFeed]:
 
 
 def land_samples(defs: dg.Definitions) -> list[ObjectInfo]:
-    """Land each feed's seed files into its prefix if the prefix holds nothing yet."""
-    storage: StorageAdapter = defs.resources["storage"]
+    """Land each feed's seed files into it if it holds nothing yet."""
+    landing: LandingZone = defs.resources["landing"]
     landed = []
     for feed in landing_feeds(defs):
-        if not feed.seed_at or next(iter(storage.list(feed.prefix)), None) is not None:
+        if not feed.seed_at or next(landing.list(feed.team, feed.feed), None) is not None:
             continue
-        for at in feed.seed_at:
-            landed.append(land_frame(storage, feed.prefix, feed.synthetic(at), at, SAMPLE_SUFFIX))
+        landed.extend(feed.land_sample(landing, at, SAMPLE_SUFFIX) for at in feed.seed_at)
     return landed
 
 

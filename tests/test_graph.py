@@ -22,7 +22,9 @@ from platform_core.targets import storage_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
-SAMPLE_FILES = [landing_key(feed_prefix("sales", "orders"), at, "sample") for at in SAMPLE_LANDINGS]
+SAMPLE_FILES = [
+    landing_key(feed_prefix("dev", "sales", "orders"), at, "sample") for at in SAMPLE_LANDINGS
+]
 
 
 def read_product(env: dict[str, str], key: str) -> pd.DataFrame:

@@ -17,16 +17,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from adapters.storage.base import ObjectInfo, StorageAdapter, StorageError
-from assets.sales.assets import ORDER_FILES, raw_orders
+from assets.sales.assets import ORDER_FILES, RAW_ORDER_COLUMNS, raw_orders
 from assets.sales.sample_data import orders_file
-from platform_core.landing import feed_prefix, land_frame
+from platform_core.landing import LandingZone
 from platform_core.materialize import workspace_locations
 from platform_core.sensors import LandingLimits, landing_sensor
 from platform_core.settings import Deployment, load_deployment
 from platform_core.targets import storage_for
 
 ROOT = Path(__file__).resolve().parent.parent
-PREFIX = feed_prefix("sales", "orders")
 START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 SETTLE = timedelta(seconds=2)
 
@@ -75,6 +74,16 @@ def storage(target_env: dict[str, str]) -> StorageAdapter:
 
 
 @pytest.fixture
+def zone(storage: StorageAdapter, target_env: dict[str, str]) -> LandingZone:
+    return LandingZone(storage=storage, environment=load_deployment(target_env).environment)
+
+
+def intercepted(zone: LandingZone) -> LandingZone:
+    """The same landing zone, listed through ``Intercepted``."""
+    return LandingZone(storage=Intercepted(inner=zone.storage), environment=zone.environment)
+
+
+@pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as instance:
         yield instance
@@ -86,9 +95,9 @@ def hook() -> Iterator[list[Callable[[ObjectInfo], ObjectInfo]]]:
     HOOKS.clear()
 
 
-def land(storage: StorageAdapter, minutes: float, rows: int = 3) -> str:
+def land(zone: LandingZone, minutes: float, rows: int = 3) -> str:
     at = START + timedelta(minutes=minutes)
-    return land_frame(storage, PREFIX, orders_file(at).head(rows), at).key
+    return zone.land("sales", "orders", orders_file(at).head(rows), at).key
 
 
 def sensor(**limits: object) -> dg.SensorDefinition:
@@ -102,13 +111,13 @@ def sensor(**limits: object) -> dg.SensorDefinition:
 
 def tick(
     definition: dg.SensorDefinition,
-    storage: StorageAdapter,
+    zone: LandingZone,
     instance: dg.DagsterInstance,
     cursor: str | None,
 ) -> dg.SensorResult:
     """One evaluation, applying its partition requests the way the sensor daemon does."""
     with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"storage": storage}
+        instance=instance, cursor=cursor, resources={"landing": zone}
     ) as context:
         result = definition(context)
     for request in result.dynamic_partitions_requests:
@@ -121,81 +130,81 @@ def requested(result: dg.SensorResult) -> list[str]:
 
 
 def test_each_new_file_is_requested_once_as_a_dynamic_partition(
-    storage: StorageAdapter, instance: dg.DagsterInstance
+    zone: LandingZone, instance: dg.DagsterInstance
 ) -> None:
     landing = sensor()
-    first = [land(storage, minute) for minute in (0, 1, 2)]
-    result = tick(landing, storage, instance, None)
+    first = [land(zone, minute) for minute in (0, 1, 2)]
+    result = tick(landing, zone, instance, None)
     assert requested(result) == first
     assert len({r.run_key for r in result.run_requests}) == 3
     assert all(r.run_key.startswith(f"{r.partition_key}@") for r in result.run_requests)
     assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [first]
     assert instance.get_dynamic_partitions(ORDER_FILES.name) == first
 
-    result = tick(landing, storage, instance, result.cursor)
+    result = tick(landing, zone, instance, result.cursor)
     assert requested(result) == []
-    second = [land(storage, minute) for minute in (3, 4)]
-    result = tick(landing, storage, instance, result.cursor)
+    second = [land(zone, minute) for minute in (3, 4)]
+    result = tick(landing, zone, instance, result.cursor)
     assert requested(result) == second
     assert instance.get_dynamic_partitions(ORDER_FILES.name) == first + second
 
 
 def test_a_replayed_tick_requests_nothing_new(
-    storage: StorageAdapter, instance: dg.DagsterInstance
+    zone: LandingZone, instance: dg.DagsterInstance
 ) -> None:
     landing = sensor()
-    before = tick(landing, storage, instance, None)
+    before = tick(landing, zone, instance, None)
     for minute in (0, 1):
-        land(storage, minute)
-    result = tick(landing, storage, instance, before.cursor)
-    replay = tick(landing, storage, instance, before.cursor)
+        land(zone, minute)
+    result = tick(landing, zone, instance, before.cursor)
+    replay = tick(landing, zone, instance, before.cursor)
     assert [r.run_key for r in replay.run_requests] == [r.run_key for r in result.run_requests]
-    assert requested(tick(landing, storage, instance, result.cursor)) == []
+    assert requested(tick(landing, zone, instance, result.cursor)) == []
 
 
 def test_an_overwritten_file_is_requested_again_an_unchanged_one_is_not(
-    storage: StorageAdapter, instance: dg.DagsterInstance
+    zone: LandingZone, instance: dg.DagsterInstance
 ) -> None:
     landing = sensor()
-    kept, changed = land(storage, 0), land(storage, 1)
-    result = tick(landing, storage, instance, None)
-    storage.put(changed, b"order_id\nO-1\n")
-    again = tick(landing, storage, instance, result.cursor)
+    kept, changed = land(zone, 0), land(zone, 1)
+    result = tick(landing, zone, instance, None)
+    zone.storage.put(changed, b"order_id\nO-1\n")
+    again = tick(landing, zone, instance, result.cursor)
     assert requested(again) == [changed]
-    assert again.run_requests[0].run_key == f"{changed}@{storage.stat(changed).etag}"
+    assert again.run_requests[0].run_key == f"{changed}@{zone.storage.stat(changed).etag}"
     assert again.run_requests[0].run_key != result.run_requests[1].run_key
-    assert requested(tick(landing, storage, instance, again.cursor)) == []
+    assert requested(tick(landing, zone, instance, again.cursor)) == []
     assert kept in requested(result)
 
 
 def test_an_overwrite_after_the_key_settled_is_found_by_the_rescan(
-    storage: StorageAdapter, instance: dg.DagsterInstance
+    zone: LandingZone, instance: dg.DagsterInstance
 ) -> None:
     landing = sensor()
-    kept, changed = land(storage, 0), land(storage, 1)
-    cursor = tick(landing, storage, instance, None).cursor
+    kept, changed = land(zone, 0), land(zone, 1)
+    cursor = tick(landing, zone, instance, None).cursor
     deadline = datetime.now(UTC) + SETTLE * 3
     while '"after":null' in cursor:
         assert datetime.now(UTC) < deadline, "the window never settled"
         time.sleep(0.2)
-        result = tick(landing, storage, instance, cursor)
+        result = tick(landing, zone, instance, cursor)
         assert requested(result) == []
         cursor = result.cursor
     assert f'"after":"{changed}"' in cursor
-    storage.put(changed, b"order_id\nO-2\n")
-    result = tick(landing, storage, instance, cursor)
+    zone.storage.put(changed, b"order_id\nO-2\n")
+    result = tick(landing, zone, instance, cursor)
     assert requested(result) == [changed]
-    assert requested(tick(landing, storage, instance, result.cursor)) == []
+    assert requested(tick(landing, zone, instance, result.cursor)) == []
     assert kept != changed
 
 
 def test_the_cursor_survives_a_tick_that_fails_half_way(
-    storage: StorageAdapter, instance: dg.DagsterInstance, hook: list
+    zone: LandingZone, instance: dg.DagsterInstance, hook: list
 ) -> None:
     landing = sensor()
-    faulty = Intercepted(inner=storage)
+    faulty = intercepted(zone)
     first = tick(landing, faulty, instance, None)
-    files = [land(storage, minute) for minute in range(5)]
+    files = [land(zone, minute) for minute in range(5)]
     seen: list[str] = []
 
     def fail_on_third(info: ObjectInfo) -> ObjectInfo:
@@ -214,16 +223,16 @@ def test_the_cursor_survives_a_tick_that_fails_half_way(
 
 
 def test_files_landing_during_a_tick_are_picked_up_next_tick(
-    storage: StorageAdapter, instance: dg.DagsterInstance, hook: list
+    zone: LandingZone, instance: dg.DagsterInstance, hook: list
 ) -> None:
     landing = sensor(rescan_objects=0)
-    faulty = Intercepted(inner=storage)
-    existing = [land(storage, minute) for minute in (10, 20)]
+    faulty = intercepted(zone)
+    existing = [land(zone, minute) for minute in (10, 20)]
     during: list[str] = []
 
     def land_meanwhile(info: ObjectInfo) -> ObjectInfo:
         if not during:
-            during.extend([land(storage, 30), land(storage, 5)])
+            during.extend([land(zone, 30), land(zone, 5)])
         return info
 
     hook.append(land_meanwhile)
@@ -237,27 +246,27 @@ def test_files_landing_during_a_tick_are_picked_up_next_tick(
 
 
 def test_files_sharing_a_modified_time_are_all_ingested(
-    storage: StorageAdapter, instance: dg.DagsterInstance, hook: list
+    zone: LandingZone, instance: dg.DagsterInstance, hook: list
 ) -> None:
     landing = sensor()
-    faulty = Intercepted(inner=storage)
+    faulty = intercepted(zone)
     same = datetime.now(UTC).replace(microsecond=0)
     hook.append(lambda info: ObjectInfo(info.key, info.size, info.etag, same))
-    twins = [land(storage, 0), land(storage, 0)]
+    twins = [land(zone, 0), land(zone, 0)]
     assert twins[0] != twins[1]
     result = tick(landing, faulty, instance, None)
     assert sorted(requested(result)) == sorted(twins)
-    late = land(storage, 0)
+    late = land(zone, 0)
     result = tick(landing, faulty, instance, result.cursor)
     assert requested(result) == [late]
 
 
 def test_a_tick_never_reads_more_than_its_page_budget(
-    storage: StorageAdapter, instance: dg.DagsterInstance, hook: list
+    zone: LandingZone, instance: dg.DagsterInstance, hook: list
 ) -> None:
     landing = sensor(max_objects=4, max_window=2, rescan_objects=2)
-    faulty = Intercepted(inner=storage)
-    files = [land(storage, minute) for minute in range(11)]
+    faulty = intercepted(zone)
+    files = [land(zone, minute) for minute in range(11)]
     reads: list[str] = []
     hook.append(lambda info: reads.append(info.key) or info)
     cursor, ticks, all_requests = None, 0, []
@@ -280,11 +289,11 @@ def test_requested_runs_materialise_and_orders_read_them_downstream(
     use_target: dict[str, str], instance: dg.DagsterInstance
 ) -> None:
     sales = next(loc for loc in workspace_locations() if loc.name == "sales").load()
-    storage: StorageAdapter = sales.resources["storage"]
+    zone: LandingZone = sales.resources["landing"]
     [landing] = [s for s in sales.sensors if s.name == "sales_orders_landing"]
     times = [START, START + timedelta(days=1)]
-    keys = [land_frame(storage, PREFIX, orders_file(at), at).key for at in times]
-    result = tick(landing, storage, instance, None)
+    keys = [zone.land("sales", "orders", orders_file(at), at).key for at in times]
+    result = tick(landing, zone, instance, None)
     assert requested(result) == keys
     assert instance.get_dynamic_partitions(ORDER_FILES.name) == keys
 
@@ -302,7 +311,7 @@ def test_requested_runs_materialise_and_orders_read_them_downstream(
     ).success
 
     environment = load_deployment(use_target).environment
-    orders = pq.read_table(io.BytesIO(storage.get(f"{environment}/sales/orders.parquet")))
+    orders = pq.read_table(io.BytesIO(zone.storage.get(f"{environment}/sales/orders.parquet")))
     expected = pd.concat([orders_file(at) for at in times], ignore_index=True)
     orders = orders.to_pandas()
     assert "email" not in orders.columns
@@ -314,7 +323,7 @@ def test_requested_runs_materialise_and_orders_read_them_downstream(
 
 def test_dataops_land_drops_a_file_the_sensor_ingests(
     target_env: dict[str, str],
-    storage: StorageAdapter,
+    zone: LandingZone,
     instance: dg.DagsterInstance,
     tmp_path: Path,
 ) -> None:
@@ -333,7 +342,23 @@ def test_dataops_land_drops_a_file_the_sensor_ingests(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sales: landed " in result.stdout
-    requests = tick(sensor(), storage, instance, None).run_requests
+    requests = tick(sensor(), zone, instance, None).run_requests
     assert len(requests) == 1
-    assert requests[0].partition_key.startswith(f"{PREFIX}{datetime.now(UTC):%Y/%m/%d}/")
-    assert storage.uri(requests[0].partition_key) in result.stdout
+    prefix = zone.prefix("sales", "orders")
+    assert prefix == f"{zone.environment}/landing/sales/orders/"
+    assert requests[0].partition_key.startswith(f"{prefix}{datetime.now(UTC):%Y/%m/%d}/")
+    assert zone.storage.uri(requests[0].partition_key) in result.stdout
+
+
+def test_environments_sharing_a_bucket_have_separate_landing_zones(
+    storage: StorageAdapter, instance: dg.DagsterInstance
+) -> None:
+    dev, test = (LandingZone(storage=storage, environment=env) for env in ("dev", "test"))
+    landed = land(dev, 0)
+    assert landed.startswith("dev/landing/sales/orders/2026/11/01/080000000000-")
+    assert requested(tick(sensor(), test, instance, None)) == []
+    assert requested(tick(sensor(), dev, instance, None)) == [landed]
+    expected = orders_file(START).head(3)
+    pdt.assert_frame_equal(dev.read_frame(landed, RAW_ORDER_COLUMNS), expected)
+    with pytest.raises(ValueError, match="not a file of the landing zone 'test/landing/'"):
+        test.read_frame(landed, RAW_ORDER_COLUMNS)

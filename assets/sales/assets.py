@@ -3,10 +3,9 @@
 import dagster as dg
 import pandas as pd
 
-from adapters.storage.base import StorageAdapter
 from assets.sales.sample_data import CHANNELS
 from platform_core.data_product import data_product
-from platform_core.landing import read_landed_frame
+from platform_core.landing import LandingZone
 
 TEAM = "sales"
 ORDER_FILES = dg.DynamicPartitionsDefinition(name="sales_order_files")
@@ -25,9 +24,9 @@ RAW_ORDER_COLUMNS = {
 
 
 @data_product(team=TEAM, classification="pii", partitions_def=ORDER_FILES)
-def raw_orders(context: dg.AssetExecutionContext, storage: StorageAdapter) -> pd.DataFrame:
+def raw_orders(context: dg.AssetExecutionContext, landing: LandingZone) -> pd.DataFrame:
     """One landed orders file as the shop recorded it, customer email included."""
-    return read_landed_frame(storage, context.partition_key, RAW_ORDER_COLUMNS)
+    return landing.read_frame(context.partition_key, RAW_ORDER_COLUMNS)
 
 
 @data_product(team=TEAM, classification="confidential")
