@@ -12,6 +12,7 @@ from enum import StrEnum
 
 import dagster as dg
 
+from platform_core.landing import LANDING_ROOT
 from platform_core.settings import ConfigError
 
 CLASSIFICATION_TAG = "dataops/classification"
@@ -31,6 +32,11 @@ def team_owner(team: str) -> str:
 def require_ownership(team: str, assets: Iterable[dg.AssetsDefinition]) -> None:
     """Every asset of the team's location is keyed, owned and classified the platform's way."""
     allowed = ", ".join(c.value for c in Classification)
+    if team == LANDING_ROOT:
+        raise ConfigError(
+            f"Team name '{team}' is reserved: '<environment>/{LANDING_ROOT}/' holds the landing "
+            "zones. Name the team (its package under assets/) differently."
+        )
     for assets_def in assets:
         for spec in assets_def.specs:
             name = spec.key.to_user_string()

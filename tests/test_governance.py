@@ -57,3 +57,12 @@ def test_ungoverned_assets_fail_the_load(asset_kwargs: dict, message: str) -> No
     with pytest.raises(ConfigError) as error:
         require_ownership("sales", [plain])
     assert message in str(error.value)
+
+
+def test_the_landing_zone_name_is_reserved() -> None:
+    @data_product(team="landing", classification="internal")
+    def files() -> pd.DataFrame:
+        return pd.DataFrame()
+
+    with pytest.raises(ConfigError, match="Team name 'landing' is reserved"):
+        require_ownership("landing", [files])
