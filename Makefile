@@ -1,4 +1,5 @@
-# The two commands a person needs: `make run` (the UI on the local default) and `make test`.
+# The two commands a person needs: `make run` (the main job, then the UI, on the local default)
+# and `make test`.
 SHELL := /bin/bash
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
@@ -14,6 +15,7 @@ tools: setup
 
 run: setup
 	mkdir -p "$(DAGSTER_HOME)"
+	$(UV) run dataops materialize --all
 	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 materialize: setup
