@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dagster as dg
@@ -145,21 +145,18 @@ class KubernetesToolRunner(ToolRunner):
 
 @dataclass(frozen=True)
 class KubernetesCompute(ComputeAdapter):
-    """``compute.executor: k8s_job``: one Kubernetes Job per step, configured from settings."""
+    """``compute.executor: k8s_job``: one Kubernetes Job per step, configured from settings.
+
+    ``shared`` holds what every team's pods get; ``pods(team)`` adds the team's namespace,
+    service account and labels.
+    """
 
     environment: str
     max_concurrent: int
     image_registry: str
     image_tag: str
     current_image: str | None
-    labels: Mapping[str, str]
-    image_pull_policy: str
-    image_pull_refs: tuple[str, ...]
-    env: Mapping[str, str]
-    env_from_secrets: tuple[str, ...]
-    gpu_resource: str
-    gpu: Placement
-    spot: Placement
+    shared: TeamPods
 
     @classmethod
     def from_settings(cls, deployment: Deployment) -> KubernetesCompute:
@@ -176,33 +173,31 @@ class KubernetesCompute(ComputeAdapter):
             image_registry=str(_setting(compute, "image_registry")).rstrip("/"),
             image_tag=str(_setting(compute, "image_tag")),
             current_image=os.environ.get("DAGSTER_CURRENT_IMAGE") or None,
-            labels={"app.kubernetes.io/part-of": PART_OF, **_strings(compute, "pod_labels")},
-            image_pull_policy=policy,
-            image_pull_refs=tuple(_names(compute, "image_pull_refs")),
-            env={**deployment_env(deployment), **forwarded_env(compute)},
-            env_from_secrets=(str(credentials),) if credentials else (),
-            gpu_resource=str(_setting(compute, "gpu_resource")),
-            gpu=_placement(compute, "gpu"),
-            spot=_placement(compute, "spot"),
+            shared=TeamPods(
+                namespace="",
+                service_account="",
+                labels={"app.kubernetes.io/part-of": PART_OF, **_strings(compute, "pod_labels")},
+                image_pull_policy=policy,
+                image_pull_refs=tuple(_names(compute, "image_pull_refs")),
+                env={**deployment_env(deployment), **forwarded_env(compute)},
+                env_from_secrets=(str(credentials),) if credentials else (),
+                gpu_resource=str(_setting(compute, "gpu_resource")),
+                gpu=_placement(compute, "gpu"),
+                spot=_placement(compute, "spot"),
+            ),
         )
 
     def pods(self, team: str) -> TeamPods:
         """What every pod of ``team`` in this environment shares."""
-        return TeamPods(
+        return replace(
+            self.shared,
             namespace=f"dataops-{team}-{self.environment}",
             service_account=f"dataops-{team}",
             labels={
-                **self.labels,
+                **self.shared.labels,
                 TEAM_LABEL: sanitize_k8s_label(team),
                 ENVIRONMENT_LABEL: self.environment,
             },
-            image_pull_policy=self.image_pull_policy,
-            image_pull_refs=self.image_pull_refs,
-            env=self.env,
-            env_from_secrets=self.env_from_secrets,
-            gpu_resource=self.gpu_resource,
-            gpu=self.gpu,
-            spot=self.spot,
         )
 
     def image(self, team: str) -> str:
