@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from servers import free_port
 
 SUPERUSER = "postgres"
 DATABASE = "dagster"
@@ -56,12 +56,6 @@ def _binary(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", SUPERUSER, "--", *command] if os.geteuid() == 0 else command
 
@@ -81,7 +75,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     workdir = Path(tempfile.mkdtemp(prefix="dataops-pg-"))
     if os.geteuid() == 0:
         shutil.chown(workdir, user=SUPERUSER)
-    data, port = workdir / "data", _free_port()
+    data, port = workdir / "data", free_port()
     _run(
         [
             initdb,

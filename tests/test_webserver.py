@@ -3,7 +3,6 @@
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from urllib.parse import quote
 import dagster as dg
 import pytest
 import requests
+from servers import free_port
 
 from platform_core.materialize import workspace_locations
 from platform_core.sensors import land_samples, register_landed_files
@@ -54,12 +54,6 @@ SENSORS = """
                                       repositoryName: "__repository__"}) {
     ... on Sensors { results { name sensorState { status } } } } }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
