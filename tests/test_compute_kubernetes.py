@@ -40,7 +40,7 @@ K8S_TARGETS = ("onprem", "aws", "azure", "gcp")
 KUBERNETES_VERSION = "1.30.0"
 RUN_ID = "5f1c2f43-0000-4000-8000-00000000abcd"
 SECRET_VALUES = {
-    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEYID0001",
+    "AWS_ACCESS_KEY_ID": "example-access-key-id-0001",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-example-secret-0001",
     "AZURE_STORAGE_KEY": "azure-example-account-key-0001",
     "DATAOPS__STORAGE__SECRET_KEY": "settings-example-secret-0001",
