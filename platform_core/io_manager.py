@@ -11,10 +11,10 @@ landing file (``2026/11/30/orders.csv``) stays one object. Multi-partition loads
 reading a range or all partitions) come back as one frame, in partition order.
 
 Parquet is written to a local temporary file in row-group slices and then streamed to storage,
-so neither the write nor the upload holds a second full copy of the frame in memory. Reads
-decode column chunks one at a time (no pre-buffering of the whole file) and hand Arrow memory
-back while the DataFrame is built. The adapter's
-atomic ``put`` means a failed write leaves the previous version readable.
+so neither the write nor the upload holds a second full copy of the frame in memory. Reads use
+``ParquetFile`` directly (``read_table``'s dataset layer keeps the Arrow buffers alive), decode
+without pre-buffering the whole file, and hand Arrow memory back while the DataFrame is built.
+The adapter's atomic ``put`` means a failed write leaves the previous version readable.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as parquet:
             self.storage.download(key, parquet)
             parquet.seek(0)
-            return pq.read_table(parquet, pre_buffer=False)
+            return pq.ParquetFile(parquet, pre_buffer=False).read(use_pandas_metadata=True)
 
 
 def _ordered_partitions(context: dg.OutputContext | dg.InputContext) -> list[str]:
