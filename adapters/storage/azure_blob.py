@@ -47,6 +47,7 @@ from adapters.storage.base import (
     ObjectNotFoundError,
     StorageAdapter,
     StorageError,
+    bucket_name,
     check_key,
     remaining_size,
 )
@@ -84,11 +85,7 @@ class AzureBlobStorage(StorageAdapter):
     @classmethod
     def from_settings(cls, deployment: Deployment) -> AzureBlobStorage:
         storage = deployment.storage
-        container = storage.require(
-            "bucket",
-            "Set DATAOPS_BUCKET to the container's name (or storage.bucket in the target's "
-            "settings).",
-        )
+        container = bucket_name(deployment, "container")
         account_url = storage.get("account_url") or os.environ.get(ACCOUNT_URL)
         if not os.environ.get(CONNECTION_STRING):
             if not account_url:

@@ -49,6 +49,17 @@ def check_key(key: str) -> str:
     return key
 
 
+def bucket_name(deployment: Deployment, noun: str = "bucket") -> str:
+    """``storage.bucket`` (the bucket or container), or the ConfigError saying how to set it."""
+    return str(
+        deployment.storage.require(
+            "bucket",
+            f"Set DATAOPS_BUCKET to the {noun}'s name "
+            "(or storage.bucket in the target's settings).",
+        )
+    )
+
+
 def remaining_size(stream: BinaryIO) -> int | None:
     """Bytes left from the stream's position to its end, or None if it cannot seek."""
     if not stream.seekable():

@@ -38,6 +38,7 @@ from adapters.storage.base import (
     ObjectNotFoundError,
     StorageAdapter,
     StorageError,
+    bucket_name,
     check_key,
     remaining_size,
 )
@@ -65,10 +66,7 @@ class GCSStorage(StorageAdapter):
     @classmethod
     def from_settings(cls, deployment: Deployment) -> GCSStorage:
         storage_settings = deployment.storage
-        bucket = storage_settings.require(
-            "bucket",
-            "Set DATAOPS_BUCKET to the bucket's name (or storage.bucket in the target's settings).",
-        )
+        bucket = bucket_name(deployment)
         key_file = os.environ.get(KEY_FILE)
         if key_file and not os.environ.get(EMULATOR) and not os.path.isfile(key_file):
             raise ConfigError(

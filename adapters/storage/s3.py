@@ -45,6 +45,7 @@ from adapters.storage.base import (
     ObjectNotFoundError,
     StorageAdapter,
     StorageError,
+    bucket_name,
     check_key,
 )
 from adapters.storage.retry import botocore_config
@@ -99,10 +100,7 @@ class S3Storage(StorageAdapter):
     @classmethod
     def from_settings(cls, deployment: Deployment) -> S3Storage:
         storage = deployment.storage
-        bucket = storage.require(
-            "bucket",
-            "Set DATAOPS_BUCKET to the bucket's name (or storage.bucket in the target's settings).",
-        )
+        bucket = bucket_name(deployment)
         key_env = storage.get("access_key_id_env")
         secret_env = storage.get("secret_access_key_env")
         for variable in (key_env, secret_env):
