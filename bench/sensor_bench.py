@@ -5,8 +5,8 @@ A feed of the ``bench`` environment's landing zone holds ``--objects`` existing 
 10). Measured in the same run, on local storage and on moto's S3 server (started as
 ``tests/servers.py`` does):
 
-- platform: one evaluation of ``landing_sensor`` from the cursor it reached over the existing
-  files (a priming tick), returning a run request per new file;
+- platform: one evaluation of the sales orders feed's landing sensor from the cursor it
+  reached over the existing files (a priming tick), returning a run request per new file;
 - full listing: every object under the prefix, which is what upstream's S3 sensor helper does on
   each tick.
 
@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,11 +43,11 @@ from servers import TEST_ACCESS_KEY, TEST_SECRET_KEY, start_moto  # noqa: E402
 
 from adapters.storage.base import StorageAdapter  # noqa: E402
 from adapters.storage.local import LocalStorage  # noqa: E402
-from assets.sales.assets import raw_orders  # noqa: E402
+from assets.sales.assets import ORDERS_FEED  # noqa: E402
+from config import load_deployment  # noqa: E402
+from platform_core.cursor import LandingLimits  # noqa: E402
 from platform_core.landing import LandingZone, feed_prefix, landing_key  # noqa: E402
-from platform_core.sensors import LandingLimits, landing_sensor  # noqa: E402
-from platform_core.settings import load_deployment  # noqa: E402
-from platform_core.targets import storage_for  # noqa: E402
+from platform_core.storage_factory import storage_for  # noqa: E402
 
 ENVIRONMENT = "bench"
 PREFIX = feed_prefix(ENVIRONMENT, "sales", "orders")
@@ -134,20 +135,13 @@ def measure(
     repeat: int,
 ) -> dict:
     landing = LandingZone(storage=storage, environment=ENVIRONMENT)
-    sensor = landing_sensor(
-        team="sales", feed="orders", asset=raw_orders, limits=LandingLimits(settle=SETTLE)
-    )
+    sensor = replace(ORDERS_FEED, limits=LandingLimits(settle=SETTLE)).sensor()
 
     def tick(cursor: str | None, **limits: int) -> dg.SensorResult:
         evaluated = (
             sensor
             if not limits
-            else landing_sensor(
-                team="sales",
-                feed="orders",
-                asset=raw_orders,
-                limits=LandingLimits(settle=SETTLE, **limits),
-            )
+            else replace(ORDERS_FEED, limits=LandingLimits(settle=SETTLE, **limits)).sensor()
         )
         with dg.build_sensor_context(
             instance=instance, cursor=cursor, resources={"landing": landing}

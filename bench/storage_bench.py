@@ -69,9 +69,9 @@ def frame_bytes(frame: pd.DataFrame) -> int:
 
 
 def run_case(op: str, path: str, mb: int) -> dict[str, Any]:
+    from config import load_deployment
     from platform_core.io_manager import DataProductIOManager
-    from platform_core.settings import load_deployment
-    from platform_core.targets import storage_for
+    from platform_core.storage_factory import storage_for
 
     deployment = load_deployment()
     storage = storage_for(deployment)

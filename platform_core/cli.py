@@ -11,12 +11,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from config import ConfigError, load_deployment
 from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
 from platform_core.landing import LandingZone
 from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
-from platform_core.sensors import landing_feeds
-from platform_core.settings import ConfigError, load_deployment
-from platform_core.targets import storage_for
+from platform_core.storage_factory import storage_for
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
 
@@ -41,13 +40,13 @@ def _materialize(args: argparse.Namespace) -> int:
 def _land(args: argparse.Namespace) -> int:
     landed = 0
     for location in workspace_locations(Path(args.workspace)):
-        defs = location.load()
-        landing: LandingZone = defs.resources["landing"]
-        for feed in landing_feeds(defs):
+        team = location.team()
+        landing: LandingZone = team.definitions().resources["landing"]
+        for feed in team.feeds:
             if feed.sample is None:
                 continue
             info = feed.land_sample(landing, datetime.now(UTC))
-            print(f"{location.name}: landed {landing.storage.uri(info.key)} for {feed.sensor.name}")
+            print(f"{location.name}: landed {landing.storage.uri(info.key)} for {feed.sensor_name}")
             landed += 1
     if not landed:
         print("dataops land: no landing sensor with a sample in the workspace.", file=sys.stderr)

@@ -12,8 +12,8 @@ from enum import StrEnum
 
 import dagster as dg
 
+from config import ConfigError
 from platform_core.landing import LANDING_ROOT
-from platform_core.settings import ConfigError
 
 CLASSIFICATION_TAG = "dataops/classification"
 

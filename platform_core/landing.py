@@ -14,23 +14,27 @@ sensors list it, ``raw_*`` data products read one file from it as a DataFrame, a
 files into it. ``land`` names files by the convention and writes them through the adapter's
 atomic ``put``, so a sensor never sees half a file; the suffix (random unless given) keeps two
 files written in the same microsecond apart. Producers outside the platform should follow the
-same convention; ``platform_core.sensors`` explains the fallback for those that do not.
+same convention; ``platform_core.cursor`` explains the fallback for those that do not.
 
-A landed file is read back with the columns and dtypes its data product declares, so types
-round-trip through CSV exactly (tz-aware timestamps, categoricals, nullable floats, booleans).
+A landed file is read back with the columns and dtypes its feed declares, so types round-trip
+through CSV exactly (tz-aware timestamps, categoricals, nullable floats, booleans).
 """
 
 from __future__ import annotations
 
 import io
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
 
 from adapters.storage.base import ObjectInfo, StorageAdapter
+
+if TYPE_CHECKING:
+    from platform_core.feeds import LandingFeed
 
 LANDING_ROOT = "landing"
 DtypeLike = str | pd.api.extensions.ExtensionDtype
@@ -78,17 +82,17 @@ class LandingZone(dg.ConfigurableResource):
         """The feed's files in key order (so in landing order), after ``start_after``; lazy."""
         return self.storage.list(self.prefix(team, feed), start_after=start_after)
 
-    def read_frame(self, key: str, columns: Mapping[str, DtypeLike]) -> pd.DataFrame:
-        """The landed CSV at ``key`` with exactly ``columns``, in that order and with those dtypes.
+    def read_frame(self, key: str, feed: LandingFeed) -> pd.DataFrame:
+        """The landed CSV at ``key`` with exactly the feed's columns, in order, with their dtypes.
 
         Timestamp columns are parsed as ISO 8601; tz-aware ones are converted to the declared
-        zone. A key outside this environment's landing zone is refused, so a run never reads
-        another environment's files.
+        zone. A key outside this environment's folder of ``feed`` is refused, so a run never
+        reads another environment's or another feed's files.
         """
-        root = f"{self.environment}/{LANDING_ROOT}/"
+        root = self.prefix(feed.team, feed.name)
         if not key.startswith(root):
-            raise ValueError(f"{key!r} is not a file of the landing zone {root!r}.")
-        dtypes = {name: pd.api.types.pandas_dtype(dtype) for name, dtype in columns.items()}
+            raise ValueError(f"{key!r} is not a file of the landing feed {root!r}.")
+        dtypes = {name: pd.api.types.pandas_dtype(dtype) for name, dtype in feed.columns.items()}
         times = [n for n, dtype in dtypes.items() if pd.api.types.is_datetime64_any_dtype(dtype)]
         with self.storage.open(key) as stream:
             frame = pd.read_csv(

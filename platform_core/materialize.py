@@ -11,7 +11,6 @@ their runs carry the sensor's run keys, so the sensor's daemon does not ingest t
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
@@ -20,24 +19,34 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from platform_core.sensors import land_samples, register_landed_files
-from platform_core.settings import ConfigError
+from config import ConfigError, load_deployment
+from platform_core.compute_factory import compute_for
+from platform_core.definitions import Team
+from platform_core.feeds import land_samples, register_landed_files
 
 WORKSPACE_FILE = Path(__file__).resolve().parent.parent / "workspace.yaml"
 
 
 @dataclass(frozen=True)
 class CodeLocation:
-    """One entry of ``workspace.yaml``: a team's module and the definitions it loads."""
+    """One entry of ``workspace.yaml``: a team module, its ``team`` and its definitions."""
 
     name: str
     module: str
 
+    def team(self) -> Team:
+        """The ``Team`` the module declares (its feeds, products and checks)."""
+        team = getattr(importlib.import_module(self.module), "team", None)
+        if not isinstance(team, Team):
+            raise ConfigError(
+                f"Code location '{self.name}' ({self.module}) declares no `team`: a team module "
+                "holds `team = Team(...)` and `defs` built from it with @dg.definitions."
+            )
+        return team
+
     def load(self) -> dg.Definitions:
-        """The location's definitions, built afresh for the current environment variables."""
-        if self.module in sys.modules:
-            return importlib.reload(sys.modules[self.module]).defs
-        return importlib.import_module(self.module).defs
+        """The location's definitions, built for the current environment variables."""
+        return self.team().definitions()
 
 
 @dataclass(frozen=True)
@@ -128,12 +137,15 @@ def materialize_all(
     echo: Callable[[str], None] = print,
 ) -> bool:
     """Materialise everything every location defines; False as soon as one run fails."""
-    definitions = {location.name: location.load() for location in workspace_locations(workspace)}
+    compute_for(load_deployment()).check()
+    teams = {location.name: location.team() for location in workspace_locations(workspace)}
+    definitions = {name: team.definitions() for name, team in teams.items()}
     for name in _location_order(definitions):
         defs = definitions[name]
-        for info in land_samples(defs):
+        feeds, landing = teams[name].feeds, defs.resources["landing"]
+        for info in land_samples(feeds, landing):
             echo(f"{name}: landed sample {info.key}")
-        landed = register_landed_files(defs, instance)
+        landed = register_landed_files(feeds, landing, instance)
         job = defs.resolve_implicit_global_asset_job_def()
         for step in plan(name, defs, instance):
             keys = ", ".join(key.to_user_string() for key in step.asset_keys)

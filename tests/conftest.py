@@ -23,7 +23,7 @@ from servers import (  # noqa: F401  (pytest fixtures)
     s3_server,
 )
 
-from platform_core.settings import TARGETS
+from config import TARGETS
 
 DATAOPS_VARIABLES = ("DATAOPS_", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR_HOST")
 

@@ -26,15 +26,17 @@ from dagster_k8s.job import (
 from dagster_k8s.pipes import build_pod_body, get_pod_name
 from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR
 
+from adapters.compute.hints import hints_for
 from adapters.compute.kubernetes import KubernetesCompute, KubernetesToolRunner
 from assets.analytics import assets as analytics
 from assets.analytics.scoring import SCORING, customer_scores
 from assets.sales import assets as sales
-from platform_core.compute_hints import compute_hints, hints_for
+from config import ConfigError, load_deployment
+from config.secrets import SECRET_WORDS
+from platform_core.compute_factory import compute_for
+from platform_core.compute_hints import compute_hints
 from platform_core.data_product import data_product
-from platform_core.definitions import build_team_definitions
-from platform_core.settings import SECRET_WORDS, ConfigError, load_deployment
-from platform_core.targets import compute_for
+from platform_core.definitions import Team
 
 K8S_TARGETS = ("onprem", "aws", "azure", "gcp")
 KUBERNETES_VERSION = "1.30.0"
@@ -126,7 +128,8 @@ def deployment_env(target: str, **extra: str) -> dict[str, str]:
 
 
 def compute(target: str, **extra: str) -> KubernetesCompute:
-    adapter = compute_for(load_deployment(deployment_env(target, **extra)))
+    """The adapter a code server builds, its process environment plus the deployment's."""
+    adapter = compute_for(load_deployment({**os.environ, **deployment_env(target, **extra)}))
     assert isinstance(adapter, KubernetesCompute)
     return adapter
 
@@ -459,9 +462,7 @@ def test_team_definitions_run_steps_and_tools_on_kubernetes(
     target_env = request.getfixturevalue(f"{target}_target_env")
     for name, value in target_env.items():
         monkeypatch.setenv(name, value)
-    defs = build_team_definitions(
-        "analytics", ANALYTICS, upstream=[dg.AssetKey(["sales", "orders"])]
-    )
+    defs = Team("analytics", ANALYTICS, upstream=[dg.AssetKey(["sales", "orders"])]).definitions()
 
     job = defs.resolve_implicit_global_asset_job_def()
     assert job.executor_def.name == "dataops_analytics_k8s"

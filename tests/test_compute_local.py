@@ -12,11 +12,12 @@ from adapters.compute.base import Tool
 from adapters.compute.local import LocalCompute, LocalToolRunner
 from assets.analytics.scoring import customer_scores
 from assets.analytics.scoring_job.score import MODEL_VERSION
+from config import ConfigError, load_deployment
+from platform_core.compute_factory import compute_for
 from platform_core.compute_hints import compute_hints
 from platform_core.data_product import data_product
-from platform_core.definitions import build_team_definitions
-from platform_core.settings import ConfigError, load_deployment
-from platform_core.targets import compute_for, storage_for
+from platform_core.definitions import Team
+from platform_core.storage_factory import storage_for
 
 CUSTOMERS = pd.DataFrame(
     {
@@ -75,9 +76,7 @@ def test_scoring_tool_runs_as_its_own_process_and_reports_back(local_target_env:
     assert isinstance(compute, LocalCompute)
     runner = compute.pipes_resource("analytics")
     assert runner == LocalToolRunner(python=sys.executable)
-    defs = build_team_definitions(
-        "analytics", [customer_value, customer_scores], deployment=deployment
-    )
+    defs = Team("analytics", [customer_value, customer_scores]).definitions(deployment)
 
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=dg.DagsterInstance.ephemeral()

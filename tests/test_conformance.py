@@ -24,9 +24,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from config import load_deployment
 from platform_core.materialize import materialize_all, workspace_locations
-from platform_core.settings import load_deployment
-from platform_core.targets import storage_for
+from platform_core.storage_factory import storage_for
 
 ROOT = Path(__file__).resolve().parent.parent
 URI_SCHEMES = {

@@ -16,9 +16,9 @@ from k8s_offline import (
     values_errors,
 )
 
+from config import ENVIRONMENTS, TARGETS
 from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, discover_teams
 from platform_core.materialize import workspace_locations
-from platform_core.settings import ENVIRONMENTS, TARGETS
 
 HELM = Path(__file__).resolve().parent.parent / "deploy" / "helm"
 CHART = HELM / "dagster"

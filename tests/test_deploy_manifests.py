@@ -11,8 +11,8 @@ import pytest
 import yaml
 from k8s_offline import kustomize, validate_manifest
 
+from config import ENVIRONMENTS, TARGETS
 from platform_core.images import discover_teams
-from platform_core.settings import ENVIRONMENTS, TARGETS
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 OVERLAYS = DEPLOY / "k8s" / "overlays"

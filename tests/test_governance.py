@@ -4,9 +4,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from config import ConfigError
 from platform_core.data_product import data_product
 from platform_core.governance import CLASSIFICATION_TAG, require_ownership
-from platform_core.settings import ConfigError
 
 
 def test_data_product_declares_everything_required() -> None:

@@ -12,13 +12,13 @@ import pandas.testing as pdt
 import pyarrow.parquet as pq
 import pytest
 
-from assets.sales.assets import ORDER_FILES
+from assets.sales.assets import ORDERS_FEED
 from assets.sales.sample_data import SAMPLE_LANDINGS, orders_file
+from config import load_deployment
 from platform_core.governance import CLASSIFICATION_TAG
 from platform_core.landing import feed_prefix, landing_key
 from platform_core.materialize import materialize_all, workspace_locations
-from platform_core.settings import load_deployment
-from platform_core.targets import storage_for
+from platform_core.storage_factory import storage_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -70,7 +70,7 @@ def test_whole_graph_materialises_and_reads_back(local: dict[str, str]) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         assert materialize_all(instance, echo=lines.append)
         runs = instance.get_runs()
-        partitions = instance.get_dynamic_partitions(ORDER_FILES.name)
+        partitions = instance.get_dynamic_partitions(ORDERS_FEED.partitions.name)
     assert partitions == SAMPLE_FILES
     assert len(runs) == len(SAMPLE_FILES) + 1 + 1 + 1 + 3
     assert all(run.is_success for run in runs)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -17,13 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from adapters.storage.base import ObjectInfo, StorageAdapter, StorageError
-from assets.sales.assets import ORDER_FILES, RAW_ORDER_COLUMNS, raw_orders
+from assets.sales.assets import ORDERS_FEED
 from assets.sales.sample_data import orders_file
+from config import load_deployment
+from platform_core.cursor import LandingLimits
 from platform_core.landing import LandingZone
 from platform_core.materialize import workspace_locations
-from platform_core.sensors import LandingLimits, landing_sensor
-from platform_core.settings import Deployment, load_deployment
-from platform_core.targets import storage_for
+from platform_core.storage_factory import storage_for
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -34,10 +35,6 @@ class Intercepted(StorageAdapter):
     """The real adapter, with a hook run on every object ``list`` yields (fault injection)."""
 
     inner: StorageAdapter
-
-    @classmethod
-    def from_settings(cls, deployment: Deployment) -> StorageAdapter:
-        raise NotImplementedError
 
     def uri(self, key: str) -> str:
         return self.inner.uri(key)
@@ -101,12 +98,7 @@ def land(zone: LandingZone, minutes: float, rows: int = 3) -> str:
 
 
 def sensor(**limits: object) -> dg.SensorDefinition:
-    return landing_sensor(
-        team="sales",
-        feed="orders",
-        asset=raw_orders,
-        limits=LandingLimits(**{"settle": SETTLE, **limits}),
-    )
+    return replace(ORDERS_FEED, limits=LandingLimits(**{"settle": SETTLE, **limits})).sensor()
 
 
 def tick(
@@ -139,14 +131,14 @@ def test_each_new_file_is_requested_once_as_a_dynamic_partition(
     assert len({r.run_key for r in result.run_requests}) == 3
     assert all(r.run_key.startswith(f"{r.partition_key}@") for r in result.run_requests)
     assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [first]
-    assert instance.get_dynamic_partitions(ORDER_FILES.name) == first
+    assert instance.get_dynamic_partitions(ORDERS_FEED.partitions.name) == first
 
     result = tick(landing, zone, instance, result.cursor)
     assert requested(result) == []
     second = [land(zone, minute) for minute in (3, 4)]
     result = tick(landing, zone, instance, result.cursor)
     assert requested(result) == second
-    assert instance.get_dynamic_partitions(ORDER_FILES.name) == first + second
+    assert instance.get_dynamic_partitions(ORDERS_FEED.partitions.name) == first + second
 
 
 def test_a_replayed_tick_requests_nothing_new(
@@ -295,13 +287,13 @@ def test_requested_runs_materialise_and_orders_read_them_downstream(
     keys = [zone.land("sales", "orders", orders_file(at), at).key for at in times]
     result = tick(landing, zone, instance, None)
     assert requested(result) == keys
-    assert instance.get_dynamic_partitions(ORDER_FILES.name) == keys
+    assert instance.get_dynamic_partitions(ORDERS_FEED.partitions.name) == keys
 
     job = sales.resolve_implicit_global_asset_job_def()
     for request in result.run_requests:
         run = job.execute_in_process(
             instance=instance,
-            asset_selection=[raw_orders.key],
+            asset_selection=[ORDERS_FEED.product_key],
             partition_key=request.partition_key,
             tags=request.tags,
         )
@@ -359,6 +351,8 @@ def test_environments_sharing_a_bucket_have_separate_landing_zones(
     assert requested(tick(sensor(), test, instance, None)) == []
     assert requested(tick(sensor(), dev, instance, None)) == [landed]
     expected = orders_file(START).head(3)
-    pdt.assert_frame_equal(dev.read_frame(landed, RAW_ORDER_COLUMNS), expected)
-    with pytest.raises(ValueError, match="not a file of the landing zone 'test/landing/'"):
-        test.read_frame(landed, RAW_ORDER_COLUMNS)
+    pdt.assert_frame_equal(dev.read_frame(landed, ORDERS_FEED), expected)
+    with pytest.raises(
+        ValueError, match="not a file of the landing feed 'test/landing/sales/orders/'"
+    ):
+        test.read_frame(landed, ORDERS_FEED)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_core.settings import DEFAULT_CONFIG_DIR, ConfigError, load_deployment
-from platform_core.targets import storage_for
+from config import DEFAULT_CONFIG_DIR, ConfigError, Provenance, load_deployment
+from platform_core.storage_factory import storage_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,8 +32,9 @@ def test_layers_override_in_order_and_remember_their_source(config_dir: Path) ->
     (config_dir / "local" / "preprod.yaml").write_text("compute:\n  max_concurrent: 2\n")
     deployment = load_deployment({"DATAOPS_ENV": "preprod"}, config_dir=config_dir)
     assert deployment.compute.get("max_concurrent") == 2
-    assert deployment.compute.source("max_concurrent").endswith("local/preprod.yaml")
-    assert deployment.compute.source("executor").endswith("base.yaml")
+    assert deployment.compute.source("max_concurrent").kind == "file"
+    assert deployment.compute.source("max_concurrent").name.endswith("local/preprod.yaml")
+    assert deployment.compute.source("executor").name.endswith("base.yaml")
 
     overridden = load_deployment(
         {
@@ -44,9 +45,9 @@ def test_layers_override_in_order_and_remember_their_source(config_dir: Path) ->
         config_dir=config_dir,
     )
     assert overridden.compute.get("max_concurrent") == 8
-    assert overridden.compute.source("max_concurrent") == (
-        "environment variable DATAOPS__COMPUTE__MAX_CONCURRENT"
-    )
+    source = overridden.compute.source("max_concurrent")
+    assert source == Provenance("env", "DATAOPS__COMPUTE__MAX_CONCURRENT")
+    assert str(source) == "environment variable DATAOPS__COMPUTE__MAX_CONCURRENT"
     assert overridden.storage.get("root") == "/x"
 
 

@@ -31,8 +31,8 @@ from azure.storage.blob import (
 from servers import AZURITE_ACCOUNT, AZURITE_KEY, Server, free_port
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter, StorageError
-from platform_core.settings import ConfigError, load_deployment
-from platform_core.targets import storage_for
+from config import ConfigError, load_deployment
+from platform_core.storage_factory import storage_for
 
 CLOUD_TARGETS = ("onprem", "aws", "azure", "gcp")
 BIG = 96 * 1024 * 1024

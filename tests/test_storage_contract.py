@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter
-from platform_core.settings import load_deployment
-from platform_core.targets import storage_for
+from config import load_deployment
+from platform_core.storage_factory import storage_for
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 import requests
 from servers import free_port
 
+from platform_core.feeds import land_samples, register_landed_files
 from platform_core.materialize import workspace_locations
-from platform_core.sensors import land_samples, register_landed_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,10 +162,11 @@ def test_a_materialization_launched_from_the_ui_succeeds(
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DATAOPS_LOCAL_ROOT", str(home / "storage"))
-    sales = next(loc for loc in workspace_locations() if loc.name == "sales").load()
-    landed = [info.key for info in land_samples(sales)]
+    sales = next(loc for loc in workspace_locations() if loc.name == "sales").team()
+    landing = sales.definitions().resources["landing"]
+    landed = [info.key for info in land_samples(sales.feeds, landing)]
     with dg.DagsterInstance.get() as instance:
-        assert set(register_landed_files(sales, instance)) == set(landed)
+        assert set(register_landed_files(sales.feeds, landing, instance)) == set(landed)
     partition = next(key for key in landed if "/2026/11/03/" in key)
     params = {
         "selector": {

@@ -1,8 +1,9 @@
 """The compute contract: where a team's steps run and how its external tools are launched.
 
-A compute adapter is built from the deployment's ``compute`` settings. When a code location loads
-it gives the team's executor (with every asset's compute hints checked and applied) and the
-``pipes`` resource through which assets run tools that ship with their own runtime.
+A compute adapter is built from typed fields (``platform_core.compute_factory`` fills them from
+the deployment's ``compute`` settings). When a code location loads it gives the team's executor
+(with every asset's compute hints checked and applied) and the ``pipes`` resource through which
+assets run tools that ship with their own runtime.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-
-from platform_core.settings import Deployment
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,6 @@ class ToolRunner(ABC):
 class ComputeAdapter(ABC):
     """One kind of compute (local processes, Kubernetes pods) configured for a deployment."""
 
-    @classmethod
-    @abstractmethod
-    def from_settings(cls, deployment: Deployment) -> ComputeAdapter:
-        """Build from the deployment's ``compute`` settings; ConfigError naming a bad setting."""
-
     @abstractmethod
     def executor(self, team: str, assets: Iterable[object]) -> dg.ExecutorDefinition:
         """The configured executor for the team's runs; ConfigError on an invalid compute hint."""
@@ -56,12 +50,6 @@ class ComputeAdapter(ABC):
     def pipes_resource(self, team: str) -> ToolRunner:
         """The team's ``pipes`` resource."""
 
-
-def max_concurrent(deployment: Deployment) -> int:
-    """``compute.max_concurrent``: how many steps of one run may execute at once."""
-    value = deployment.compute.get("max_concurrent", 4)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise deployment.compute.error(
-            "max_concurrent", f"is {value!r}, not a positive whole number", "Use e.g. 4."
-        )
-    return value
+    @abstractmethod
+    def check(self) -> None:
+        """Raise ConfigError, once and clearly, if steps and tools cannot run from here."""

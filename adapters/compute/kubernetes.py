@@ -7,41 +7,30 @@ reports its own image in ``DAGSTER_CURRENT_IMAGE``. Every pod is labelled with t
 environment and data product. What differs between clouds (GPU and spot node labels and taints,
 the Azure identity pod label, the on-prem credentials Secret) is data in the target's settings.
 
-Pods get the ``DATAOPS_*`` variables that resolve the same deployment, plus the values of the
-non-secret SDK variables named by ``compute.forward_env`` (an endpoint, a region). Storage
-credentials never appear here: pods get them from workload identity or, on-prem, from the Secret
-named by ``compute.storage_credentials_from`` through ``envFrom``.
+Pods get the environment the factory computed (the ``DATAOPS_*`` variables that resolve the same
+deployment, plus non-secret SDK variables such as an endpoint or a region). Storage credentials
+never appear here: pods get them from workload identity or, on-prem, from the Secrets named in
+``env_from_secrets`` through ``envFrom``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import dagster as dg
-import yaml
 from dagster_k8s import PipesK8sClient, k8s_job_executor
 from dagster_k8s.utils import sanitize_k8s_label
 
-from adapters.compute.base import ComputeAdapter, Tool, ToolRunner, max_concurrent
-from platform_core.compute_hints import ComputeHints, HintedOp, hints_for
-from platform_core.settings import SECRET_WORDS, ConfigError, Deployment, Section
+from adapters.compute.base import ComputeAdapter, Tool, ToolRunner
+from adapters.compute.hints import ComputeHints, HintedOp, hints_for
+from config import ConfigError
 
 PART_OF = "dataops-paas"
 TEAM_LABEL = "dataops.io/team"
 ENVIRONMENT_LABEL = "dataops.io/environment"
 PRODUCT_LABEL = "dataops.io/data-product"
-ENV_SOURCE = "environment variable "
-DEFAULTS = {
-    "image_registry": "registry.example.com/dataops",
-    "image_tag": "0.1.0",
-    "image_pull_policy": "IfNotPresent",
-    "gpu_resource": "nvidia.com/gpu",
-}
-PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
 @dataclass(frozen=True)
@@ -145,7 +134,7 @@ class KubernetesToolRunner(ToolRunner):
 
 @dataclass(frozen=True)
 class KubernetesCompute(ComputeAdapter):
-    """``compute.executor: k8s_job``: one Kubernetes Job per step, configured from settings.
+    """``compute.executor: k8s_job``: one Kubernetes Job per step.
 
     ``shared`` holds what every team's pods get; ``pods(team)`` adds the team's namespace,
     service account and labels.
@@ -157,35 +146,6 @@ class KubernetesCompute(ComputeAdapter):
     image_tag: str
     current_image: str | None
     shared: TeamPods
-
-    @classmethod
-    def from_settings(cls, deployment: Deployment) -> KubernetesCompute:
-        compute = deployment.compute
-        policy = _setting(compute, "image_pull_policy")
-        if policy not in PULL_POLICIES:
-            raise compute.error(
-                "image_pull_policy", f"is {policy!r}", f"Use one of: {', '.join(PULL_POLICIES)}."
-            )
-        credentials = compute.get("storage_credentials_from")
-        return cls(
-            environment=deployment.environment,
-            max_concurrent=max_concurrent(deployment),
-            image_registry=str(_setting(compute, "image_registry")).rstrip("/"),
-            image_tag=str(_setting(compute, "image_tag")),
-            current_image=os.environ.get("DAGSTER_CURRENT_IMAGE") or None,
-            shared=TeamPods(
-                namespace="",
-                service_account="",
-                labels={"app.kubernetes.io/part-of": PART_OF, **_strings(compute, "pod_labels")},
-                image_pull_policy=policy,
-                image_pull_refs=tuple(_names(compute, "image_pull_refs")),
-                env={**deployment_env(deployment), **forwarded_env(compute)},
-                env_from_secrets=(str(credentials),) if credentials else (),
-                gpu_resource=str(_setting(compute, "gpu_resource")),
-                gpu=_placement(compute, "gpu"),
-                spot=_placement(compute, "spot"),
-            ),
-        )
 
     def pods(self, team: str) -> TeamPods:
         """What every pod of ``team`` in this environment shares."""
@@ -231,87 +191,26 @@ class KubernetesCompute(ComputeAdapter):
             )
         return executor
 
+    def check(self) -> None:
+        """A cluster configuration (in-cluster, ``KUBECONFIG`` or ``~/.kube/config``) exists."""
+        from kubernetes import config as kube_config
+
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            try:
+                kube_config.load_kube_config()
+            except (kube_config.ConfigException, OSError) as exc:
+                raise ConfigError(
+                    "This deployment runs its steps and tools on Kubernetes (compute.executor "
+                    f"k8s_job), but no cluster is configured here ({exc}). Point KUBECONFIG at "
+                    "the cluster, or run the steps on this machine with "
+                    "DATAOPS__COMPUTE__EXECUTOR=multiprocess."
+                ) from exc
+
     def pipes_resource(self, team: str) -> KubernetesToolRunner:
         return KubernetesToolRunner(
             pods=self.pods(team),
             image_prefix=f"{self.image_registry}/dataops-{team}",
             image_tag=self.image_tag,
         )
-
-
-def deployment_env(deployment: Deployment) -> dict[str, str]:
-    """``DATAOPS_TARGET``/``DATAOPS_ENV`` plus every setting this process took from a variable.
-
-    A pod then resolves the same deployment as the code server that launched it. Settings that
-    look like secrets are never copied.
-    """
-    env = deployment.as_env()
-    for section in (deployment.storage, deployment.compute):
-        for key, value in section.values.items():
-            source = section.source(key)
-            if source.startswith(ENV_SOURCE) and not any(w in key.lower() for w in SECRET_WORDS):
-                env[source.removeprefix(ENV_SOURCE)] = _env_value(value)
-    return env
-
-
-def forwarded_env(compute: Section) -> dict[str, str]:
-    """The values, in this process, of the non-secret variables named by ``compute.forward_env``."""
-    names = _names(compute, "forward_env")
-    for name in names:
-        if any(word in name.lower() for word in SECRET_WORDS):
-            raise compute.error(
-                "forward_env",
-                f"names {name}, which looks like a credential",
-                "Credentials reach pods only through workload identity or "
-                "compute.storage_credentials_from; remove it.",
-            )
-    return {name: os.environ[name] for name in names if os.environ.get(name)}
-
-
-def _env_value(value: Any) -> str:
-    if isinstance(value, str) and yaml.safe_load(value) == value:
-        return value
-    return json.dumps(value)
-
-
-def _setting(section: Section, key: str) -> Any:
-    value = section.get(key)
-    return DEFAULTS[key] if value in (None, "") else value
-
-
-def _strings(section: Section, key: str) -> dict[str, str]:
-    value = section.get(key) or {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise section.error(key, "is not a mapping of strings to strings", "Quote every value.")
-    return dict(value)
-
-
-def _names(section: Section, key: str) -> list[str]:
-    value = section.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise section.error(key, "is not a list of names", "Use e.g. [regcred].")
-    return value
-
-
-def _placement(section: Section, kind: str) -> Placement:
-    key = f"{kind}_tolerations"
-    tolerations = section.get(key) or []
-    allowed = {"key", "operator", "value", "effect"}
-    if not isinstance(tolerations, list) or not all(
-        isinstance(t, Mapping)
-        and t.get("key")
-        and set(t) <= allowed
-        and all(isinstance(v, str) for v in t.values())
-        for t in tolerations
-    ):
-        raise section.error(
-            key,
-            "is not a list of tolerations",
-            "Use e.g. [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}].",
-        )
-    return Placement(
-        node_selector=_strings(section, f"{kind}_node_selector"),
-        tolerations=tuple(dict(t) for t in tolerations),
-    )

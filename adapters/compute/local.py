@@ -9,11 +9,8 @@ from typing import Any
 
 import dagster as dg
 
-from adapters.compute.base import ComputeAdapter, Tool, ToolRunner, max_concurrent
-from platform_core.compute_hints import hints_for
-from platform_core.settings import Deployment
-
-EXECUTORS = ("in_process", "multiprocess")
+from adapters.compute.base import ComputeAdapter, Tool, ToolRunner
+from adapters.compute.hints import hints_for
 
 
 @dataclass(frozen=True)
@@ -32,27 +29,14 @@ class LocalToolRunner(ToolRunner):
 
 @dataclass(frozen=True)
 class LocalCompute(ComputeAdapter):
-    """``compute.executor`` ``in_process`` or ``multiprocess`` (``compute.max_concurrent``).
+    """``kind`` ``in_process`` or ``multiprocess`` (at most ``max_concurrent`` steps at once).
 
-    Tools run with ``compute.tool_python`` (default: this interpreter), e.g. another venv's python.
+    Tools run with ``tool_python`` (default: this interpreter), e.g. another venv's python.
     """
 
     kind: str
-    max_concurrent: int
-    tool_python: str
-
-    @classmethod
-    def from_settings(cls, deployment: Deployment) -> LocalCompute:
-        kind = deployment.compute.get("executor")
-        if kind not in EXECUTORS:
-            raise deployment.compute.error(
-                "executor", f"is {kind!r}, not a local executor", f"Use one of: {EXECUTORS}."
-            )
-        return cls(
-            kind=kind,
-            max_concurrent=max_concurrent(deployment),
-            tool_python=deployment.compute.get("tool_python") or sys.executable,
-        )
+    max_concurrent: int = 4
+    tool_python: str = sys.executable
 
     def executor(self, team: str, assets: Iterable[object]) -> dg.ExecutorDefinition:
         """Hints are checked (a typo fails here as on every target) and otherwise ignored."""
@@ -62,6 +46,9 @@ class LocalCompute(ComputeAdapter):
         return dg.multiprocess_executor.configured(
             {"max_concurrent": self.max_concurrent}, name=f"dataops_{team}_multiprocess"
         )
+
+    def check(self) -> None:
+        """Local processes always can."""
 
     def pipes_resource(self, team: str) -> ToolRunner:
         return LocalToolRunner(python=self.tool_python)

@@ -1,7 +1,7 @@
-"""Azure Blob Storage, through azure-storage-blob. The container is ``storage.bucket``.
+"""Azure Blob Storage, through azure-storage-blob. The container is ``bucket``.
 
-Credentials come only from environment variables: ``AZURE_STORAGE_CONNECTION_STRING``, or an
-account URL (``storage.account_url`` or ``AZURE_STORAGE_ACCOUNT_URL``) with ``AZURE_STORAGE_KEY``
+Credentials come only from environment variables, looked up when the client is built:
+``AZURE_STORAGE_CONNECTION_STRING``, or an account URL (``account_url``) with ``AZURE_STORAGE_KEY``
 or ``AZURE_STORAGE_SAS_TOKEN``, or with an Azure identity (``DefaultAzureCredential``) where its
 variables are set: AKS workload identity injects ``AZURE_CLIENT_ID`` and
 ``AZURE_FEDERATED_TOKEN_FILE`` into every pod. The same variables point the adapter at Azurite.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -38,6 +37,7 @@ from azure.storage.blob import (
     BlobProperties,
     BlobServiceClient,
     ContainerClient,
+    ExponentialRetry,
 )
 from pydantic import PrivateAttr
 
@@ -47,12 +47,11 @@ from adapters.storage.base import (
     ObjectNotFoundError,
     StorageAdapter,
     StorageError,
-    bucket_name,
     check_key,
     remaining_size,
 )
-from adapters.storage.retry import azure_options
-from platform_core.settings import ConfigError, Deployment
+from adapters.storage.retry import POLICY, RetryPolicy
+from config.environment import variable
 
 CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
@@ -76,52 +75,30 @@ CREDENTIAL_FIX = (
 class AzureBlobStorage(StorageAdapter):
     """Blobs in one container under a prefix; credentials never enter this resource's config."""
 
-    container: str
+    bucket: str
     prefix: str = ""
     account_url: str | None = None
 
     _clients: dict[bool, ContainerClient] = PrivateAttr(default_factory=dict)
 
-    @classmethod
-    def from_settings(cls, deployment: Deployment) -> AzureBlobStorage:
-        storage = deployment.storage
-        container = bucket_name(deployment, "container")
-        account_url = storage.get("account_url") or os.environ.get(ACCOUNT_URL)
-        if not os.environ.get(CONNECTION_STRING):
-            if not account_url:
-                raise ConfigError(
-                    f"No Azure storage account for '{deployment.target}'. {CREDENTIAL_FIX}"
-                )
-            if not any(os.environ.get(v) for v in (ACCOUNT_KEY, SAS_TOKEN, *IDENTITY_VARIABLES)):
-                raise ConfigError(
-                    f"No credential for Azure account {account_url}: none of {ACCOUNT_KEY}, "
-                    f"{SAS_TOKEN} or an identity is set. {CREDENTIAL_FIX}"
-                )
-        adapter = cls(
-            target=deployment.target,
-            container=container,
-            prefix=str(storage.get("prefix") or "").strip("/"),
-            account_url=account_url,
-        )
-        try:
-            adapter._container()
-        except ValueError as exc:
-            raise ConfigError(
-                f"The Azure credential variables are malformed ({exc}). {CREDENTIAL_FIX}"
-            ) from exc
-        return adapter
-
     def _container(self, for_check: bool = False) -> ContainerClient:
         if for_check not in self._clients:
             options: dict[str, Any] = {**azure_options(for_check=for_check), **TRANSFER_SIZES}
-            connection_string = os.environ.get(CONNECTION_STRING)
-            if connection_string:
-                service = BlobServiceClient.from_connection_string(connection_string, **options)
-            else:
-                service = BlobServiceClient(
-                    str(self.account_url), credential=_credential(str(self.account_url)), **options
-                )
-            self._clients[for_check] = service.get_container_client(self.container)
+            connection_string = variable(CONNECTION_STRING)
+            try:
+                if connection_string:
+                    service = BlobServiceClient.from_connection_string(connection_string, **options)
+                else:
+                    service = BlobServiceClient(
+                        str(self.account_url),
+                        credential=_credential(str(self.account_url)),
+                        **options,
+                    )
+            except ValueError as exc:
+                raise StorageError(
+                    f"The Azure credential variables are malformed ({exc}). {CREDENTIAL_FIX}"
+                ) from exc
+            self._clients[for_check] = service.get_container_client(self.bucket)
         return self._clients[for_check]
 
     def _name(self, key: str) -> str:
@@ -201,7 +178,7 @@ class AzureBlobStorage(StorageAdapter):
         except ResourceNotFoundError as exc:
             if key is None or exc.error_code == "ContainerNotFound":
                 raise StorageError(
-                    f"Container '{self.container}' does not exist: {self._where(key)}. Create it, "
+                    f"Container '{self.bucket}' does not exist: {self._where(key)}. Create it, "
                     "or set DATAOPS_BUCKET (storage.bucket) to an existing container."
                 ) from exc
             raise ObjectNotFoundError(f"No blob '{key}' at {self._where(key)}.") from exc
@@ -263,6 +240,21 @@ def _blobs_after(container: ContainerClient, prefix: str, start_after: str) -> I
             yield item
 
 
+def azure_options(policy: RetryPolicy = POLICY, for_check: bool = False) -> dict[str, object]:
+    """Keyword arguments for an azure-storage-blob client: retry policy and network timeouts."""
+    attempts = policy.check_attempts if for_check else policy.attempts
+    return {
+        "retry_policy": ExponentialRetry(
+            initial_backoff=policy.initial_delay,
+            increment_base=2,
+            retry_total=attempts - 1,
+            random_jitter_range=policy.initial_delay,
+        ),
+        "connection_timeout": policy.connect_timeout,
+        "read_timeout": policy.read_timeout,
+    }
+
+
 def _code(exc: ClientAuthenticationError | HttpResponseError) -> str:
     code = getattr(exc, "error_code", None)
     return str(getattr(code, "value", code) or exc.status_code or type(exc).__name__)
@@ -271,11 +263,12 @@ def _code(exc: ClientAuthenticationError | HttpResponseError) -> str:
 def _credential(
     account_url: str,
 ) -> dict[str, str] | AzureSasCredential | DefaultAzureCredential:
-    key = os.environ.get(ACCOUNT_KEY)
+    key = variable(ACCOUNT_KEY)
     if key:
         return {"account_name": _account_name(account_url), "account_key": key}
-    if os.environ.get(SAS_TOKEN):
-        return AzureSasCredential(os.environ[SAS_TOKEN].lstrip("?"))
+    sas = variable(SAS_TOKEN)
+    if sas:
+        return AzureSasCredential(sas.lstrip("?"))
     return DefaultAzureCredential()
 
 

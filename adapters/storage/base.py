@@ -17,8 +17,6 @@ from typing import BinaryIO
 
 import dagster as dg
 
-from platform_core.settings import Deployment
-
 CHUNK_SIZE = 8 * 1024 * 1024
 
 
@@ -49,17 +47,6 @@ def check_key(key: str) -> str:
     return key
 
 
-def bucket_name(deployment: Deployment, noun: str = "bucket") -> str:
-    """``storage.bucket`` (the bucket or container), or the ConfigError saying how to set it."""
-    return str(
-        deployment.storage.require(
-            "bucket",
-            f"Set DATAOPS_BUCKET to the {noun}'s name "
-            "(or storage.bucket in the target's settings).",
-        )
-    )
-
-
 def remaining_size(stream: BinaryIO) -> int | None:
     """Bytes left from the stream's position to its end, or None if it cannot seek."""
     if not stream.seekable():
@@ -74,14 +61,6 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
     """One backend's implementation of the storage contract, as a Dagster resource."""
 
     target: str = "local"
-
-    @classmethod
-    @abstractmethod
-    def from_settings(cls, deployment: Deployment) -> StorageAdapter:
-        """Build the adapter from the deployment's ``storage`` settings.
-
-        Raises ConfigError naming the missing or wrong setting (or credential variable) and the fix.
-        """
 
     @abstractmethod
     def uri(self, key: str) -> str:

@@ -1,10 +1,10 @@
 """Google Cloud Storage, through google-cloud-storage.
 
 Credentials are Application Default Credentials, or the service-account key file named by
-``GOOGLE_APPLICATION_CREDENTIALS``. With ``STORAGE_EMULATOR_HOST`` set the client talks to that
-emulator with anonymous credentials.
+``GOOGLE_APPLICATION_CREDENTIALS``. With ``emulator_host`` set (from ``STORAGE_EMULATOR_HOST``,
+which the SDK itself reads) the client talks to that emulator with anonymous credentials.
 
-Streams above one chunk (``storage.chunk_mb``, default 100 MiB like the SDK's: fewer, larger
+Streams above one chunk (``chunk_mb``, default 100 MiB like the SDK's: fewer, larger
 requests are faster, and each chunk is held in memory once) go up as a resumable upload, chunk by
 chunk; GCS creates the object only when the last chunk arrives, so a failed upload leaves the
 previous generation in place. Downloads stream one response into the sink; ``open`` reads ranges
@@ -14,7 +14,6 @@ of one pinned generation.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -27,9 +26,11 @@ from google.api_core.exceptions import (
     RetryError,
     Unauthorized,
 )
+from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 from pydantic import PrivateAttr
 
 from adapters.storage.base import (
@@ -38,19 +39,27 @@ from adapters.storage.base import (
     ObjectNotFoundError,
     StorageAdapter,
     StorageError,
-    bucket_name,
     check_key,
     remaining_size,
 )
-from adapters.storage.retry import POLICY, google_retry
-from platform_core.settings import ConfigError, Deployment
+from adapters.storage.retry import POLICY, RetryPolicy
 
 EMULATOR = "STORAGE_EMULATOR_HOST"
 KEY_FILE = "GOOGLE_APPLICATION_CREDENTIALS"
 EMULATOR_PROJECT = "dataops-emulator"
 DEFAULT_CHUNK_MB = 100
-RETRY = google_retry()
 TIMEOUT = POLICY.timeout()
+
+
+def google_retry(policy: RetryPolicy = POLICY, for_check: bool = False) -> Retry:
+    """google-cloud-storage's own retryable-error predicate with our backoff and time budget."""
+    budget = policy.initial_delay * 2**policy.check_attempts if for_check else policy.time_budget()
+    return DEFAULT_RETRY.with_delay(
+        initial=policy.initial_delay, maximum=policy.max_delay, multiplier=2.0
+    ).with_timeout(budget)
+
+
+RETRY = google_retry()
 
 
 class GCSStorage(StorageAdapter):
@@ -60,39 +69,18 @@ class GCSStorage(StorageAdapter):
     prefix: str = ""
     project: str | None = None
     chunk_mb: int = DEFAULT_CHUNK_MB
+    emulator_host: str | None = None
 
     _handle: storage.Bucket | None = PrivateAttr(default=None)
-
-    @classmethod
-    def from_settings(cls, deployment: Deployment) -> GCSStorage:
-        storage_settings = deployment.storage
-        bucket = bucket_name(deployment)
-        key_file = os.environ.get(KEY_FILE)
-        if key_file and not os.environ.get(EMULATOR) and not os.path.isfile(key_file):
-            raise ConfigError(
-                f"{KEY_FILE}={key_file} is not a readable file. Point it at the service "
-                f"account's JSON key file, or unset it to use Application Default Credentials."
-            )
-        chunk_mb = storage_settings.get("chunk_mb", DEFAULT_CHUNK_MB)
-        if not isinstance(chunk_mb, int) or chunk_mb < 1:
-            raise storage_settings.error(
-                "chunk_mb", f"is {chunk_mb!r}", "Use a whole number of MiB, at least 1."
-            )
-        return cls(
-            target=deployment.target,
-            bucket=bucket,
-            prefix=str(storage_settings.get("prefix") or "").strip("/"),
-            project=storage_settings.get("project"),
-            chunk_mb=chunk_mb,
-        )
 
     def _bucket(self) -> storage.Bucket:
         if self._handle is None:
             with self._errors(None):
-                if os.environ.get(EMULATOR):
+                if self.emulator_host:
                     client = storage.Client(
                         project=self.project or EMULATOR_PROJECT,
                         credentials=AnonymousCredentials(),
+                        client_options={"api_endpoint": self.emulator_host},
                     )
                 else:
                     client = storage.Client(project=self.project)
@@ -168,7 +156,7 @@ class GCSStorage(StorageAdapter):
 
     def _where(self, key: str | None) -> str:
         place = f"gs://{self.bucket}/{self._name(key) if key else self._root()}"
-        endpoint = os.environ.get(EMULATOR)
+        endpoint = self.emulator_host
         return f"{place} (target '{self.target}'{f', emulator {endpoint}' if endpoint else ''})"
 
     @contextmanager

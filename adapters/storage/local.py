@@ -25,7 +25,6 @@ from adapters.storage.base import (
     StorageError,
     check_key,
 )
-from platform_core.settings import Deployment
 
 TEMP_PREFIX = ".dataops-tmp-"
 
@@ -34,13 +33,6 @@ class LocalStorage(StorageAdapter):
     """Objects as files under ``root``."""
 
     root: str
-
-    @classmethod
-    def from_settings(cls, deployment: Deployment) -> LocalStorage:
-        root = deployment.storage.require(
-            "root", "Set DATAOPS_LOCAL_ROOT or storage.root in the target's settings file."
-        )
-        return cls(target=deployment.target, root=str(Path(root).absolute()))
 
     def _path(self, key: str) -> Path:
         return Path(self.root, *check_key(key).split("/"))

@@ -1,11 +1,12 @@
 """Amazon S3 and S3-compatible stores (MinIO on premises), through boto3.
 
 One adapter serves two targets. ``aws`` uses the SDK's default credential chain (environment,
-profile, instance or pod role) and, if ``storage.role_arn`` is set, assumes that role on top.
-``onprem`` names the variables holding its access key and secret (``storage.access_key_id_env``,
-``storage.secret_access_key_env``) and needs an endpoint, normally ``AWS_ENDPOINT_URL_S3``, which
-the SDK reads itself; ``storage.endpoint_url`` overrides it, ``storage.path_style`` selects
-path-style addressing and ``storage.ca_bundle`` (or the SDK's ``AWS_CA_BUNDLE``) a private CA.
+profile, instance or pod role) and, if ``role_arn`` is set, assumes that role on top. ``onprem``
+names the variables holding its access key and secret (``access_key_id_env``,
+``secret_access_key_env``; their values are looked up only when the client is built) and needs an
+endpoint, normally ``AWS_ENDPOINT_URL_S3``, which the SDK reads itself; ``endpoint_url``
+overrides it, ``path_style`` selects path-style addressing and ``ca_bundle`` (or the SDK's
+``AWS_CA_BUNDLE``) a private CA.
 
 Objects live under ``storage.prefix`` in the bucket. Uploads go through boto3's transfer manager:
 above one chunk they are multipart, read part by part from the stream, and S3 only creates the
@@ -16,7 +17,6 @@ previous version in place. Downloads are ranged and written straight into the si
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 import boto3
 import botocore.session
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.credentials import (
     AssumeRoleCredentialFetcher,
     CredentialProvider,
@@ -45,11 +46,10 @@ from adapters.storage.base import (
     ObjectNotFoundError,
     StorageAdapter,
     StorageError,
-    bucket_name,
     check_key,
 )
-from adapters.storage.retry import botocore_config
-from platform_core.settings import ConfigError, Deployment
+from adapters.storage.retry import POLICY, RetryPolicy
+from config.environment import variable
 
 TRANSFER_CONCURRENCY = 4
 
@@ -67,8 +67,6 @@ def _transfer_config() -> TransferConfig:
 
 
 TRANSFER = _transfer_config()
-
-ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 MISSING_BUCKET_CODES = {"NoSuchBucket"}
 DENIED_CODES = {
@@ -97,40 +95,6 @@ class S3Storage(StorageAdapter):
 
     _clients: dict[bool, Any] = PrivateAttr(default_factory=dict)
 
-    @classmethod
-    def from_settings(cls, deployment: Deployment) -> S3Storage:
-        storage = deployment.storage
-        bucket = bucket_name(deployment)
-        key_env = storage.get("access_key_id_env")
-        secret_env = storage.get("secret_access_key_env")
-        for variable in (key_env, secret_env):
-            if variable and not os.environ.get(variable):
-                raise ConfigError(
-                    f"Environment variable {variable} is not set. Target '{deployment.target}' "
-                    f"reads its S3 credentials from {key_env} and {secret_env} (named by "
-                    "storage.access_key_id_env and storage.secret_access_key_env): set both."
-                )
-        endpoint = storage.get("endpoint_url")
-        if storage.get("require_endpoint") and not (
-            endpoint or any(os.environ.get(v) for v in ENDPOINT_VARIABLES)
-        ):
-            raise ConfigError(
-                f"No S3 endpoint for target '{deployment.target}'. Set AWS_ENDPOINT_URL_S3 to the "
-                "server's URL (https://minio.example.com:9000), or storage.endpoint_url."
-            )
-        return cls(
-            target=deployment.target,
-            bucket=bucket,
-            prefix=str(storage.get("prefix") or "").strip("/"),
-            region=storage.get("region"),
-            endpoint_url=endpoint,
-            path_style=bool(storage.get("path_style", False)),
-            ca_bundle=storage.get("ca_bundle"),
-            role_arn=storage.get("role_arn"),
-            access_key_id_env=key_env,
-            secret_access_key_env=secret_env,
-        )
-
     def _client(self, for_check: bool = False) -> Any:
         if for_check not in self._clients:
             self._clients[for_check] = self._session().client(
@@ -147,10 +111,10 @@ class S3Storage(StorageAdapter):
 
     def _session(self) -> boto3.Session:
         core = botocore.session.Session()
-        region = self.region or os.environ.get("AWS_REGION") or core.get_config_variable("region")
+        region = self.region or core.get_config_variable("region")
         if self.access_key_id_env and self.secret_access_key_env:
             core.set_credentials(
-                os.environ[self.access_key_id_env], os.environ[self.secret_access_key_env]
+                variable(self.access_key_id_env), variable(self.secret_access_key_env)
             )
         if self.role_arn:
             core = _role_session(core, self.role_arn, region, self.ca_bundle)
@@ -264,6 +228,21 @@ class S3Storage(StorageAdapter):
                 f"{', role ' + self.role_arn if self.role_arn else ''}) and the bucket policy."
             )
         return StorageError(f"S3 error {code or status} for {self._where(key)}: {exc}")
+
+
+def botocore_config(
+    policy: RetryPolicy = POLICY, for_check: bool = False, **options: object
+) -> Config:
+    """Botocore's standard retry mode (throttling, 5xx, connection errors) with our attempts."""
+    return Config(
+        retries={
+            "mode": "standard",
+            "max_attempts": policy.check_attempts if for_check else policy.attempts,
+        },
+        connect_timeout=policy.connect_timeout,
+        read_timeout=policy.read_timeout,
+        **options,
+    )
 
 
 class _AssumedRole(CredentialProvider):

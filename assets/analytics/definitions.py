@@ -1,10 +1,12 @@
 """The analytics code location."""
 
-from assets.analytics import assets, checks, scoring
-from platform_core.definitions import build_team_definitions
+import dagster as dg
 
-defs = build_team_definitions(
-    team=assets.TEAM,
+from assets.analytics import assets, checks, scoring
+from platform_core.definitions import Team
+
+team = Team(
+    name=assets.TEAM,
     assets=[
         assets.revenue_by_country,
         assets.customer_value,
@@ -14,3 +16,8 @@ defs = build_team_definitions(
     upstream=[assets.SALES_ORDERS_KEY],
     asset_checks=[checks.revenue_is_complete],
 )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return team.definitions()

@@ -7,10 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from adapters.compute.base import Tool, ToolRunner
 from assets.analytics.assets import TEAM
 from platform_core.compute_hints import compute_hints
 from platform_core.data_product import data_product
+from platform_core.pipes import Tool, ToolRunner
 
 SCORING = Tool(name="scoring", script=Path(__file__).parent / "scoring_job" / "score.py")
 CUSTOMER_SCORES = dg.AssetKey([TEAM, "customer_scores"])

@@ -3,30 +3,38 @@
 import dagster as dg
 import pandas as pd
 
-from assets.sales.sample_data import CHANNELS
+from assets.sales import sample_data
 from platform_core.data_product import data_product
+from platform_core.feeds import LandingFeed
 from platform_core.landing import LandingZone
 
 TEAM = "sales"
-ORDER_FILES = dg.DynamicPartitionsDefinition(name="sales_order_files")
 RAW_ORDER_COLUMNS = {
     "order_id": "str",
     "customer_id": "str",
     "email": "str",
     "country": "str",
-    "channel": pd.CategoricalDtype(CHANNELS),
+    "channel": pd.CategoricalDtype(sample_data.CHANNELS),
     "amount": "float64",
     "quantity": "int64",
     "discount": "float64",
     "is_gift": "bool",
     "ordered_at": "datetime64[us, UTC]",
 }
+ORDERS_FEED = LandingFeed(
+    team=TEAM,
+    name="orders",
+    product="raw_orders",
+    columns=RAW_ORDER_COLUMNS,
+    sample=sample_data.orders_file,
+    seed_at=sample_data.SAMPLE_LANDINGS,
+)
 
 
-@data_product(team=TEAM, classification="pii", partitions_def=ORDER_FILES)
+@data_product(team=TEAM, classification="pii", partitions_def=ORDERS_FEED.partitions)
 def raw_orders(context: dg.AssetExecutionContext, landing: LandingZone) -> pd.DataFrame:
     """One landed orders file as the shop recorded it, customer email included."""
-    return landing.read_frame(context.partition_key, RAW_ORDER_COLUMNS)
+    return landing.read_frame(context.partition_key, ORDERS_FEED)
 
 
 @data_product(team=TEAM, classification="confidential")

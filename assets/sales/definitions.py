@@ -1,24 +1,22 @@
 """The sales code location: raw orders are ingested file by file as the shop lands them."""
 
-from assets.sales import assets, checks, sample_data
-from platform_core.definitions import build_team_definitions
-from platform_core.sensors import landing_sensor
+import dagster as dg
 
-orders_landing = landing_sensor(
-    team=assets.TEAM,
-    feed="orders",
-    asset=assets.raw_orders,
-    sample=sample_data.orders_file,
-    seed_at=sample_data.SAMPLE_LANDINGS,
-)
+from assets.sales import assets, checks
+from platform_core.definitions import Team
 
-defs = build_team_definitions(
-    team=assets.TEAM,
+team = Team(
+    name=assets.TEAM,
     assets=[assets.raw_orders, assets.orders, assets.customers],
     asset_checks=[
         checks.orders_have_unique_ids,
         checks.orders_schema_contract,
         checks.customers_have_contact,
     ],
-    sensors=[orders_landing],
+    feeds=[assets.ORDERS_FEED],
 )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return team.definitions()

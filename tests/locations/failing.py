@@ -1,9 +1,10 @@
 """A code location whose only data product fails, to prove failures reach the exit code."""
 
+import dagster as dg
 import pandas as pd
 
 from platform_core.data_product import data_product
-from platform_core.definitions import build_team_definitions
+from platform_core.definitions import Team
 
 
 @data_product(team="broken", classification="internal")
@@ -11,4 +12,9 @@ def explodes() -> pd.DataFrame:
     raise RuntimeError("upstream system is down")
 
 
-defs = build_team_definitions(team="broken", assets=[explodes])
+team = Team(name="broken", assets=[explodes])
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return team.definitions()

@@ -2,25 +2,29 @@
 
 Settings come in layers, each overriding the one before:
 
-1. ``platform_core/deployments/base.yaml``
-2. ``platform_core/deployments/<target>.yaml``
-3. ``platform_core/deployments/<target>/<environment>.yaml``
+1. ``config/deployments/base.yaml``
+2. ``config/deployments/<target>.yaml``
+3. ``config/deployments/<target>/<environment>.yaml``
 4. environment variables: ``DATAOPS_BUCKET``, ``DATAOPS_STORAGE_PREFIX``, ``DATAOPS_LOCAL_ROOT``,
    and ``DATAOPS__<SECTION>__<KEY>`` for any other setting (``DATAOPS__COMPUTE__MAX_CONCURRENT=8``).
 
-Every leaf remembers where it came from, so an error can name the file or variable to fix.
+Every leaf remembers where it came from (a ``Provenance``: the kind of source and its name), so
+an error can name the file or variable to fix and a pod can be given the same variables.
 Secrets are never read from files: a YAML key that looks like a credential is refused.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+
+from config.environment import snapshot
+from config.errors import ConfigError
+from config.secrets import looks_secret, names_a_variable
 
 TARGETS = ("local", "onprem", "aws", "azure", "gcp")
 ENVIRONMENTS = ("dev", "test", "preprod", "prod")
@@ -33,19 +37,25 @@ ENV_ALIASES: Mapping[str, tuple[str, str]] = {
     "DATAOPS_LOCAL_ROOT": ("storage", "root"),
 }
 GENERIC_ENV_PREFIX = "DATAOPS__"
-SECRET_WORDS = (
-    "password",
-    "secret",
-    "access_key",
-    "account_key",
-    "sas_token",
-    "token",
-    "private_key",
-)
+SECTIONS = ("storage", "compute")
 
 
-class ConfigError(ValueError):
-    """A deployment setting is missing or wrong. The message names the setting and the fix."""
+@dataclass(frozen=True)
+class Provenance:
+    """Where one setting came from: a settings file, an environment variable, or the default."""
+
+    kind: Literal["file", "env", "default"]
+    name: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "file":
+            return f"settings file {self.name}"
+        if self.kind == "env":
+            return f"environment variable {self.name}"
+        return "the default"
+
+
+DEFAULT = Provenance("default")
 
 
 @dataclass(frozen=True)
@@ -54,13 +64,13 @@ class Section:
 
     name: str
     values: Mapping[str, Any]
-    sources: Mapping[str, str]
+    sources: Mapping[str, Provenance]
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
-    def source(self, key: str) -> str:
-        return self.sources.get(key, "the default")
+    def source(self, key: str) -> Provenance:
+        return self.sources.get(key, DEFAULT)
 
     def require(self, key: str, fix: str) -> Any:
         """The value of ``key``, or a ConfigError that says how to set it."""
@@ -82,10 +92,15 @@ class Deployment:
     storage: Section
     compute: Section
     config_dir: Path = field(default=DEFAULT_CONFIG_DIR)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def as_env(self) -> dict[str, str]:
         """The variables that make another process (a step pod) resolve this same deployment."""
         return {"DATAOPS_TARGET": self.target, "DATAOPS_ENV": self.environment}
+
+    def variable(self, name: str) -> str | None:
+        """A variable of the environment snapshot this deployment was resolved from."""
+        return self.environ.get(name) or None
 
 
 def _read_layer(path: Path) -> dict[str, Any]:
@@ -107,17 +122,17 @@ def _read_layer(path: Path) -> dict[str, Any]:
             f"not a {type(data).__name__}. Fix the top level of that file."
         )
     for section, values in data.items():
-        if section not in ("storage", "compute"):
+        if section not in SECTIONS:
             raise ConfigError(
                 f"Settings file {path} has an unknown section '{section}'. "
-                "Known sections: storage, compute."
+                f"Known sections: {', '.join(SECTIONS)}."
             )
         if not isinstance(values, dict):
             raise ConfigError(
                 f"Settings file {path}: section '{section}' must be a mapping of keys to values."
             )
         for key in values:
-            if any(word in key.lower() for word in SECRET_WORDS) and not key.endswith("_env"):
+            if looks_secret(key) and not names_a_variable(key):
                 raise ConfigError(
                     f"Settings file {path} holds '{section}.{key}', which looks like a secret. "
                     "Secrets are read only from environment variables: remove it from the file "
@@ -127,10 +142,10 @@ def _read_layer(path: Path) -> dict[str, Any]:
 
 
 def _merge(
-    layers: list[tuple[str, dict[str, Any]]],
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
-    values: dict[str, dict[str, Any]] = {"storage": {}, "compute": {}}
-    sources: dict[str, dict[str, str]] = {"storage": {}, "compute": {}}
+    layers: list[tuple[Provenance, dict[str, Any]]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Provenance]]]:
+    values: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    sources: dict[str, dict[str, Provenance]] = {section: {} for section in SECTIONS}
     for origin, layer in layers:
         for section, entries in layer.items():
             for key, value in entries.items():
@@ -139,15 +154,15 @@ def _merge(
     return values, sources
 
 
-def _env_layer(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
-    layers: list[tuple[str, dict[str, Any]]] = []
+def _env_layer(environ: Mapping[str, str]) -> list[tuple[Provenance, dict[str, Any]]]:
+    layers: list[tuple[Provenance, dict[str, Any]]] = []
     for name in sorted(environ):
         value = environ[name]
         if name in ENV_ALIASES:
             section, key = ENV_ALIASES[name]
         elif name.startswith(GENERIC_ENV_PREFIX):
             parts = name[len(GENERIC_ENV_PREFIX) :].lower().split("__")
-            if len(parts) != 2 or parts[0] not in ("storage", "compute"):
+            if len(parts) != 2 or parts[0] not in SECTIONS:
                 raise ConfigError(
                     f"Environment variable {name} does not name a setting. "
                     "Use DATAOPS__STORAGE__<KEY> or DATAOPS__COMPUTE__<KEY>."
@@ -156,7 +171,7 @@ def _env_layer(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
             value = yaml.safe_load(value) if value else value
         else:
             continue
-        layers.append((f"environment variable {name}", {section: {key: value}}))
+        layers.append((Provenance("env", name), {section: {key: value}}))
     return layers
 
 
@@ -181,7 +196,7 @@ def load_deployment(
     unknown target or environment or a malformed file. What each backend needs (a bucket, a
     credential variable) is checked when its adapter is built from these settings.
     """
-    environ = os.environ if environ is None else environ
+    environ = snapshot(environ)
     config_dir = Path(environ.get("DATAOPS_CONFIG_DIR") or config_dir or DEFAULT_CONFIG_DIR)
     target = _choose(environ, "DATAOPS_TARGET", "target", "local", TARGETS)
     environment = _choose(environ, "DATAOPS_ENV", "environment", "dev", ENVIRONMENTS)
@@ -190,7 +205,7 @@ def load_deployment(
         config_dir / f"{target}.yaml",
         config_dir / target / f"{environment}.yaml",
     ]
-    layers = [(f"settings file {path}", _read_layer(path)) for path in files]
+    layers = [(Provenance("file", str(path)), _read_layer(path)) for path in files]
     values, sources = _merge(layers + _env_layer(environ))
     if "backend" not in values["storage"]:
         raise ConfigError(
@@ -203,4 +218,5 @@ def load_deployment(
         storage=Section("storage", values["storage"], sources["storage"]),
         compute=Section("compute", values["compute"], sources["compute"]),
         config_dir=config_dir,
+        environ=environ,
     )
