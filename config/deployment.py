@@ -24,7 +24,8 @@ import yaml
 
 from config.environment import snapshot
 from config.errors import ConfigError
-from config.secrets import looks_secret, names_a_variable
+from config.schema import SCHEMA, SECTIONS, check_type, did_you_mean, parse_env
+from config.secrets import secret_in_value, secret_reason
 
 TARGETS = ("local", "onprem", "aws", "azure", "gcp")
 ENVIRONMENTS = ("dev", "test", "preprod", "prod")
@@ -37,7 +38,6 @@ ENV_ALIASES: Mapping[str, tuple[str, str]] = {
     "DATAOPS_LOCAL_ROOT": ("storage", "root"),
 }
 GENERIC_ENV_PREFIX = "DATAOPS__"
-SECTIONS = ("storage", "compute")
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,18 @@ class Deployment:
 
 
 def _read_layer(path: Path) -> dict[str, Any]:
+    """One settings file, checked key by key: known setting, declared type, no secret."""
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Settings file {path} is not UTF-8 text (byte {exc.start} cannot be decoded). "
+            "Save that file as UTF-8."
+        ) from exc
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -121,24 +129,33 @@ def _read_layer(path: Path) -> dict[str, Any]:
             f"Settings file {path} must hold a mapping of sections (storage:, compute:), "
             f"not a {type(data).__name__}. Fix the top level of that file."
         )
+    where = f"settings file {path}"
     for section, values in data.items():
         if section not in SECTIONS:
             raise ConfigError(
-                f"Settings file {path} has an unknown section '{section}'. "
-                f"Known sections: {', '.join(SECTIONS)}."
+                f"Settings file {path} has an unknown section '{section}'."
+                f"{did_you_mean(str(section), SECTIONS)} Known sections: {', '.join(SECTIONS)}."
             )
         if not isinstance(values, dict):
             raise ConfigError(
                 f"Settings file {path}: section '{section}' must be a mapping of keys to values."
             )
-        for key in values:
-            if looks_secret(key) and not names_a_variable(key):
+        for key, value in values.items():
+            if _secret(section, key, value):
                 raise ConfigError(
                     f"Settings file {path} holds '{section}.{key}', which looks like a secret. "
                     "Secrets are read only from environment variables: remove it from the file "
                     "and set the SDK's credential variable instead."
                 )
+            check_type(section, key, value, where)
     return data
+
+
+def _secret(section: str, key: Any, value: Any) -> bool:
+    """A declared setting is never a credential by its name, but its value may carry one."""
+    if key in SCHEMA[section]:
+        return isinstance(value, str) and secret_in_value(value) is not None
+    return secret_reason(str(key), value) is not None
 
 
 def _merge(
@@ -155,9 +172,9 @@ def _merge(
 
 
 def _env_layer(environ: Mapping[str, str]) -> list[tuple[Provenance, dict[str, Any]]]:
+    """Settings from ``DATAOPS_*`` variables, parsed by each setting's declared type."""
     layers: list[tuple[Provenance, dict[str, Any]]] = []
     for name in sorted(environ):
-        value = environ[name]
         if name in ENV_ALIASES:
             section, key = ENV_ALIASES[name]
         elif name.startswith(GENERIC_ENV_PREFIX):
@@ -168,9 +185,15 @@ def _env_layer(environ: Mapping[str, str]) -> list[tuple[Provenance, dict[str, A
                     "Use DATAOPS__STORAGE__<KEY> or DATAOPS__COMPUTE__<KEY>."
                 )
             section, key = parts
-            value = yaml.safe_load(value) if value else value
         else:
             continue
+        if _secret(section, key, environ[name]):
+            raise ConfigError(
+                f"Environment variable {name} would put a secret into the settings "
+                f"({section}.{key}); its value is not shown. Unset it: credentials are read "
+                "only from the SDKs' own variables, never as platform settings."
+            )
+        value = parse_env(section, key, environ[name], f"environment variable {name}")
         layers.append((Provenance("env", name), {section: {key: value}}))
     return layers
 

@@ -17,7 +17,7 @@ import yaml
 
 from adapters.compute.base import ComputeAdapter
 from config import Deployment, Section
-from config.secrets import looks_secret
+from config.secrets import HOW_CREDENTIALS_REACH_PODS, secret_reason
 from platform_core.storage_factory import load_class
 
 COMPUTE_BACKENDS: dict[str, str] = {
@@ -54,7 +54,7 @@ def deployment_env(deployment: Deployment) -> dict[str, str]:
     for section in (deployment.storage, deployment.compute):
         for key, value in section.values.items():
             source = section.source(key)
-            if source.kind == "env" and not looks_secret(key):
+            if source.kind == "env" and not secret_reason(source.name, value):
                 env[source.name] = _env_value(value)
     return env
 
@@ -62,16 +62,15 @@ def deployment_env(deployment: Deployment) -> dict[str, str]:
 def forwarded_env(deployment: Deployment) -> dict[str, str]:
     """The values of the non-secret variables named by ``compute.forward_env``."""
     compute = deployment.compute
-    names = _names(compute, "forward_env")
-    for name in names:
-        if looks_secret(name):
+    values = {name: deployment.variable(name) for name in _names(compute, "forward_env")}
+    for name, value in values.items():
+        reason = secret_reason(name, value)
+        if reason:
             raise compute.error(
                 "forward_env",
-                f"names {name}, which looks like a credential",
-                "Credentials reach pods only through workload identity or "
-                "compute.storage_credentials_from; remove it.",
+                f"names {name}, which would copy a credential into every pod ({reason})",
+                f"{HOW_CREDENTIALS_REACH_PODS} Remove {name} from compute.forward_env.",
             )
-    values = {name: deployment.variable(name) for name in names}
     return {name: value for name, value in values.items() if value}
 
 

@@ -45,7 +45,7 @@ SECRET_VALUES = {
     "AWS_ACCESS_KEY_ID": "example-access-key-id-0001",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-example-secret-0001",
     "AZURE_STORAGE_KEY": "azure-example-account-key-0001",
-    "DATAOPS__STORAGE__SECRET_KEY": "settings-example-secret-0001",
+    "AZURE_STORAGE_CONNECTION_STRING": "AccountName=x;AccountKey=azure-example-0002",
 }
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 EXPECTED = {
@@ -276,8 +276,7 @@ def test_step_job_of_each_team(
     assets_def: dg.AssetsDefinition,
     cloud_credentials: None,
 ) -> None:
-    secret = SECRET_VALUES["DATAOPS__STORAGE__SECRET_KEY"]
-    adapter = compute(target, DATAOPS__STORAGE__SECRET_KEY=secret)
+    adapter = compute(target)
     executor = adapter.executor(team, team_assets)
     job = step_job(executor, assets_def)
     validate(job)
@@ -453,6 +452,51 @@ def test_onprem_pods_get_the_endpoint_by_value_and_credentials_by_secret_referen
 def test_forwarding_a_credential_variable_is_refused(cloud_credentials: None) -> None:
     with pytest.raises(ConfigError, match="compute.forward_env names AWS_SECRET_ACCESS_KEY"):
         compute("onprem", DATAOPS__COMPUTE__FORWARD_ENV="[AWS_REGION, AWS_SECRET_ACCESS_KEY]")
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "AZURE_STORAGE_KEY",
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_CLIENT_SECRET",
+        "AWS_SESSION_TOKEN",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "DATABASE_URL",
+        "MY_SERVICE_APIKEY",
+        "LDAP_PASSWD",
+    ],
+)
+def test_forwarding_any_sdk_credential_variable_is_refused_with_the_way_in(variable: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        compute("aws", DATAOPS__COMPUTE__FORWARD_ENV=f"[AWS_REGION, {variable}]")
+    message = str(error.value)
+    assert f"compute.forward_env names {variable}" in message
+    assert "workload identity" in message and "credentials Secret" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("AWS_ENDPOINT_URL_S3", "https://admin:hunter2@minio.example:9000", "password"),
+        (
+            "AZURE_STORAGE_ACCOUNT_URL",
+            "https://acct.blob.core.windows.net/?sv=1&sig=abc%3D",
+            "signed",
+        ),
+        ("CUSTOM_ENDPOINT", "DefaultEndpointsProtocol=https;AccountKey=abc==", "account key"),
+    ],
+)
+def test_forwarded_values_carrying_a_secret_are_refused_without_showing_it(
+    name: str, value: str, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        compute("onprem", DATAOPS__COMPUTE__FORWARD_ENV=f"[{name}]")
+    message = str(error.value)
+    assert name in message and reason in message
+    assert value not in message and "hunter2" not in message
 
 
 @pytest.mark.parametrize("target", K8S_TARGETS)
