@@ -59,7 +59,7 @@ class Team:
         compute = compute_for(deployment)
         return dg.Definitions(
             assets=[*self.assets, *(dg.AssetSpec(key) for key in self.upstream)],
-            asset_checks=self.asset_checks,
+            asset_checks=[*self.asset_checks, *(feed.quarantine_check() for feed in self.feeds)],
             sensors=[*(feed.sensor() for feed in self.feeds), *self.sensors],
             schedules=self.schedules,
             resources={

@@ -16,6 +16,7 @@ algorithm is ``platform_core.cursor``.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,29 +27,34 @@ import dagster as dg
 import pandas as pd
 
 from adapters.storage.base import ObjectInfo
+from platform_core.contract import Column, DtypeLike
 from platform_core.cursor import LandingCursor, LandingLimits, run_key, scan
-from platform_core.landing import DtypeLike, LandingZone
+from platform_core.landing import LandingZone
 
 LANDING_KEY_TAG = "dataops/landing_key"
 LANDING_ETAG_TAG = "dataops/landing_etag"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
 SAMPLE_SUFFIX = "sample"
+SAMPLE_ENVIRONMENTS = ("dev", "test")
 
 
 @dataclass(frozen=True)
 class LandingFeed:
     """One feed of files a team receives, and the data product that ingests it file by file.
 
-    ``columns`` is the file's contract (names and dtypes, in order). ``sample`` makes a synthetic
-    file for a landing time (``dataops land``); ``seed_at`` are the landing times of the sample
-    files ``dataops materialize`` lands into an empty feed.
+    ``columns`` is the file's contract (names and dtypes or ``Column`` rules, in order).
+    ``pattern`` selects the data files by name (``fnmatch``); hidden files and markers (a path
+    segment starting with ``.`` or ``_``, such as ``_SUCCESS`` or ``_temporary/``) are never data.
+    ``sample`` makes a synthetic file for a landing time (``dataops land``); ``seed_at`` are the
+    landing times of the sample files ``dataops materialize`` lands into an empty feed.
     """
 
     team: str
     name: str
     product: str
-    columns: Mapping[str, DtypeLike]
+    columns: Mapping[str, DtypeLike | Column]
+    pattern: str = "*.csv"
     sample: Callable[[datetime], pd.DataFrame] | None = None
     seed_at: Sequence[datetime] = ()
     limits: LandingLimits = field(default_factory=LandingLimits)
@@ -67,6 +73,37 @@ class LandingFeed:
     def sensor_name(self) -> str:
         return f"{self.team}_{self.name}_landing"
 
+    def is_data(self, key: str) -> bool:
+        """Whether a key of the feed is a data file (not hidden, a marker or off-pattern)."""
+        relative = key.rsplit(f"/{self.team}/{self.name}/", 1)[-1]
+        segments = relative.split("/")
+        if any(segment.startswith((".", "_")) for segment in segments):
+            return False
+        return fnmatch.fnmatchcase(segments[-1], self.pattern)
+
+    def quarantine_check(self) -> dg.AssetChecksDefinition:
+        """An asset check on the product that fails while files of the feed are quarantined."""
+        feed = self
+
+        @dg.asset_check(
+            asset=self.product_key,
+            name=f"{self.name}_files_meet_contract",
+            description=f"No file of the {self.team}/{self.name} feed is quarantined for "
+            "breaking its contract (a fixed version of the file releases it).",
+        )
+        def files_meet_contract(landing: LandingZone) -> dg.AssetCheckResult:
+            records = landing.quarantined(feed)
+            return dg.AssetCheckResult(
+                passed=not records,
+                metadata={
+                    "quarantined_files": len(records),
+                    "files": [record["key"] for record in records[:20]],
+                    "reasons": [record["reason"] for record in records[:5]],
+                },
+            )
+
+        return files_meet_contract
+
     def land_sample(
         self, landing: LandingZone, at: datetime, suffix: str | None = None
     ) -> ObjectInfo:
@@ -80,7 +117,7 @@ class LandingFeed:
     ) -> dg.SensorDefinition:
         """The sensor that ingests every file landed in this feed with the product."""
         partitions_def = self.partitions
-        team, feed, limits = self.team, self.name, self.limits
+        team, feed, limits, is_data = self.team, self.name, self.limits, self.is_data
 
         @dg.sensor(
             name=self.sensor_name,
@@ -93,7 +130,14 @@ class LandingFeed:
         def tick(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
             cursor = LandingCursor.parse(context.cursor)
             listing = functools.partial(landing.list, team, feed)
-            found, cursor = scan(listing, cursor, limits, time.time())
+
+            def known(key: str) -> bool:
+                return not is_data(key) or context.instance.has_dynamic_partition(
+                    partitions_def.name, key
+                )
+
+            found, cursor = scan(listing, cursor, limits, time.time(), known)
+            found = [info for info in found if is_data(info.key)]
             partition_keys = list(dict.fromkeys(info.key for info in found))
             return dg.SensorResult(
                 run_requests=[
@@ -113,8 +157,15 @@ class LandingFeed:
         return tick
 
 
-def land_samples(feeds: Sequence[LandingFeed], landing: LandingZone) -> list[ObjectInfo]:
-    """Land each feed's seed files into it if it holds nothing yet."""
+def land_samples(
+    feeds: Sequence[LandingFeed], landing: LandingZone, with_samples: bool = False
+) -> list[ObjectInfo]:
+    """Land each feed's seed files into it if it holds nothing yet.
+
+    Synthetic data never lands in ``preprod`` or ``prod`` unless ``with_samples`` says so.
+    """
+    if landing.environment not in SAMPLE_ENVIRONMENTS and not with_samples:
+        return []
     landed = []
     for feed in feeds:
         if not feed.seed_at or next(landing.list(feed.team, feed.name), None) is not None:
@@ -154,3 +205,15 @@ def register_landed_files(
                 break
             cursor = result.cursor
     return tags
+
+
+def deleted_landing_files(
+    feeds: Sequence[LandingFeed], landing: LandingZone, instance: dg.DagsterInstance
+) -> set[str]:
+    """Registered files of the feeds that are no longer in the landing zone."""
+    return {
+        key
+        for feed in feeds
+        for key in instance.get_dynamic_partitions(feed.partitions.name)
+        if not landing.storage.exists(key)
+    }

@@ -19,6 +19,7 @@ The adapter's atomic ``put`` means a failed write leaves the previous version re
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Sequence
 from typing import BinaryIO
@@ -28,19 +29,33 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import PrivateAttr
 
-from adapters.storage.base import StorageAdapter
+from adapters.storage.base import ObjectNotFoundError, StorageAdapter
 
 ROW_GROUP_ROWS = 1_000_000
 SPOOL_BYTES = 64 * 1024 * 1024
+MAX_SEGMENT = 200
+SAFE_PREFIX = 64
+MAX_MISSING_FRACTION = 0.5
 
 
 def object_key(environment: str, asset_key: dg.AssetKey, partition_key: str | None = None) -> str:
-    """The storage key of one data product (or one partition of it)."""
+    """The storage key of one data product (or one partition of it).
+
+    A partition key becomes one percent-encoded path segment. One that every backend cannot
+    store as-is (longer than ``MAX_SEGMENT`` bytes once encoded, or only dots) is mapped to a
+    readable prefix plus its SHA-256, and the IO manager records the original as
+    ``dataops/partition_key``.
+    """
     base = "/".join([environment, *asset_key.path])
     if partition_key is None:
         return f"{base}.parquet"
-    return f"{base}/{quote(partition_key, safe='=-_.')}.parquet"
+    segment = quote(partition_key, safe="=-_.")
+    if len(segment) > MAX_SEGMENT or not segment.strip("."):
+        digest = hashlib.sha256(partition_key.encode()).hexdigest()
+        segment = f"{segment[:SAFE_PREFIX].rstrip('%.')}~{digest}"
+    return f"{base}/{segment}.parquet"
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -77,6 +92,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
     storage: StorageAdapter
     environment: str
 
+    _partial: dict[tuple[str, str], dict[str, dict]] = PrivateAttr(default_factory=dict)
+
     def _keys(self, context: dg.OutputContext | dg.InputContext) -> list[str]:
         if context.has_asset_partitions:
             return [
@@ -102,17 +119,58 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             size = parquet.tell()
             parquet.seek(0)
             self.storage.put(keys[0], parquet)
-        context.add_output_metadata(
-            {
-                "dagster/uri": self.storage.uri(keys[0]),
-                "dagster/row_count": len(obj),
-                "dagster/column_schema": column_schema(schema),
-                "dataops/byte_size": size,
-            }
-        )
+        metadata = {
+            "dagster/uri": self.storage.uri(keys[0]),
+            "dagster/row_count": len(obj),
+            "dagster/column_schema": column_schema(schema),
+            "dataops/byte_size": size,
+        }
+        if context.has_asset_partitions:
+            metadata["dataops/partition_key"] = context.asset_partition_key
+        partial = self._partial.pop((context.run_id, context.step_key), None)
+        if partial:
+            metadata["dataops/upstream_partitions"] = dg.MetadataValue.json(partial)
+            metadata["dataops/upstream_partitions_missing"] = sum(
+                entry["missing_count"] for entry in partial.values()
+            )
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        tables = [self._read(key) for key in self._keys(context)]
+        """One partition, or every requested partition that exists, as one frame.
+
+        A downstream product never dies of one upstream partition: partitions without a stored
+        object (a quarantined file, a failed run) are left out, and the product's materialisation
+        records how many were loaded and which were missing (``dataops/upstream_partitions``).
+        The load fails only when none exists, or more than half are missing.
+        """
+        keys = self._keys(context)
+        if len(keys) == 1:
+            return self._read(keys[0]).to_pandas(self_destruct=True, split_blocks=True)
+        tables, missing = [], []
+        for partition, key in zip(_ordered_partitions(context), keys, strict=True):
+            try:
+                tables.append(self._read(key))
+            except ObjectNotFoundError:
+                missing.append(partition)
+        name = context.asset_key.to_user_string()
+        if not tables or len(missing) > MAX_MISSING_FRACTION * len(keys):
+            raise dg.Failure(
+                description=f"{len(missing)} of {len(keys)} partitions of {name} have no stored "
+                f"data (first: {missing[:5]}); more than {MAX_MISSING_FRACTION:.0%} missing "
+                "fails the load. Materialise or fix those partitions first.",
+                allow_retries=False,
+            )
+        step = context.step_context
+        self._partial.setdefault((step.run_id, step.step.key), {})[name] = {
+            "loaded": len(tables),
+            "missing": missing[:50],
+            "missing_count": len(missing),
+        }
+        if missing:
+            context.log.warning(
+                f"{name}: {len(missing)} of {len(keys)} partitions have no stored data and are "
+                f"left out: {missing[:5]}"
+            )
         return _concat(tables).to_pandas(self_destruct=True, split_blocks=True)
 
     def _read(self, key: str) -> pa.Table:

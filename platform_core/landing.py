@@ -16,13 +16,18 @@ atomic ``put``, so a sensor never sees half a file; the suffix (random unless gi
 files written in the same microsecond apart. Producers outside the platform should follow the
 same convention; ``platform_core.cursor`` explains the fallback for those that do not.
 
-A landed file is read back with the columns and dtypes its feed declares, so types round-trip
-through CSV exactly (tz-aware timestamps, categoricals, nullable floats, booleans).
+A landed file is read back with the columns and dtypes its feed declares, checked against the
+feed's contract first, so types round-trip through CSV exactly (tz-aware timestamps,
+categoricals, nullable floats, booleans) and a file that breaks the contract is quarantined:
+marked, not moved or copied, so it stays readable where the producer put it, costs no copy, and
+a producer's fixed version (an overwrite, a new etag) releases it through the normal sensor path.
+Records live under ``<environment>/quarantine/<team>/<feed>/``.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
+import json
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,12 +37,13 @@ import dagster as dg
 import pandas as pd
 
 from adapters.storage.base import ObjectInfo, StorageAdapter
+from platform_core.contract import ContractViolation, read_contracted_csv
 
 if TYPE_CHECKING:
     from platform_core.feeds import LandingFeed
 
 LANDING_ROOT = "landing"
-DtypeLike = str | pd.api.extensions.ExtensionDtype
+QUARANTINE_ROOT = "quarantine"
 
 
 def feed_prefix(environment: str, team: str, feed: str) -> str:
@@ -83,25 +89,68 @@ class LandingZone(dg.ConfigurableResource):
         return self.storage.list(self.prefix(team, feed), start_after=start_after)
 
     def read_frame(self, key: str, feed: LandingFeed) -> pd.DataFrame:
-        """The landed CSV at ``key`` with exactly the feed's columns, in order, with their dtypes.
+        """The landed CSV at ``key`` as the feed's columns, or a failure that quarantines it.
 
-        Timestamp columns are parsed as ISO 8601; tz-aware ones are converted to the declared
-        zone. A key outside this environment's folder of ``feed`` is refused, so a run never
-        reads another environment's or another feed's files.
+        The file is checked against the feed's contract before anything is returned
+        (``platform_core.contract``). A file that breaks it raises ``dg.Failure`` naming the file,
+        rows, columns and rule, and is quarantined: a record (key, etag, reason, time) is kept
+        beside the landing zone until a version of the file passes, which releases it. A key
+        outside this environment's folder of ``feed`` is refused, so a run never reads another
+        environment's or another feed's files.
         """
         root = self.prefix(feed.team, feed.name)
         if not key.startswith(root):
             raise ValueError(f"{key!r} is not a file of the landing feed {root!r}.")
-        dtypes = {name: pd.api.types.pandas_dtype(dtype) for name, dtype in feed.columns.items()}
-        times = [n for n, dtype in dtypes.items() if pd.api.types.is_datetime64_any_dtype(dtype)]
-        with self.storage.open(key) as stream:
-            frame = pd.read_csv(
-                io.BytesIO(stream.read()),
-                usecols=list(dtypes),
-                dtype={name: dtype for name, dtype in dtypes.items() if name not in times},
-            )
-        for name in times:
-            zone = getattr(dtypes[name], "tz", None)
-            parsed = pd.to_datetime(frame[name], format="ISO8601", utc=zone is not None)
-            frame[name] = (parsed.dt.tz_convert(zone) if zone else parsed).astype(dtypes[name])
-        return frame[list(dtypes)]
+        info = self.storage.stat(key)
+        try:
+            frame = read_contracted_csv(key, self.storage.get(key), feed.columns)
+        except ContractViolation as violation:
+            record = self.quarantine(feed, info, violation)
+            raise dg.Failure(
+                description=str(violation),
+                metadata={
+                    "dataops/landing_key": key,
+                    "dataops/landing_etag": info.etag,
+                    "dataops/landing_uri": dg.MetadataValue.url(self.storage.uri(key)),
+                    "dataops/quarantine_record": self.storage.uri(record),
+                    "dataops/problems": [problem.describe() for problem in violation.problems],
+                },
+                allow_retries=False,
+            ) from violation
+        self.release(feed, key)
+        return frame
+
+    def quarantine_prefix(self, feed: LandingFeed) -> str:
+        """The folder (ending in ``/``) of a feed's quarantine records."""
+        return f"{self.environment}/{QUARANTINE_ROOT}/{feed.team}/{feed.name}/"
+
+    def _record_key(self, feed: LandingFeed, key: str) -> str:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return f"{self.quarantine_prefix(feed)}{digest}.json"
+
+    def quarantine(self, feed: LandingFeed, info: ObjectInfo, violation: ContractViolation) -> str:
+        """Record ``info``'s file as quarantined; returns the record's key."""
+        record = {
+            "key": info.key,
+            "etag": info.etag,
+            "reason": str(violation),
+            "problems": [problem.describe() for problem in violation.problems],
+            "time": datetime.now(UTC).isoformat(),
+        }
+        key = self._record_key(feed, info.key)
+        self.storage.put(key, json.dumps(record, sort_keys=True).encode())
+        return key
+
+    def release(self, feed: LandingFeed, key: str) -> None:
+        """Forget a quarantine record of ``key`` (a version of the file has passed)."""
+        record = self._record_key(feed, key)
+        if self.storage.exists(record):
+            self.storage.delete(record)
+
+    def quarantined(self, feed: LandingFeed) -> list[dict[str, str]]:
+        """Files of the feed that broke the contract and were not fixed since, by key."""
+        records = [
+            json.loads(self.storage.get(info.key))
+            for info in self.storage.list(self.quarantine_prefix(feed))
+        ]
+        return sorted(records, key=lambda record: record["key"])

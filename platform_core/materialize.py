@@ -22,7 +22,7 @@ import yaml
 from config import ConfigError, load_deployment
 from platform_core.compute_factory import compute_for
 from platform_core.definitions import Team
-from platform_core.feeds import land_samples, register_landed_files
+from platform_core.feeds import deleted_landing_files, land_samples, register_landed_files
 
 WORKSPACE_FILE = Path(__file__).resolve().parent.parent / "workspace.yaml"
 
@@ -135,21 +135,30 @@ def materialize_all(
     instance: dg.DagsterInstance,
     workspace: Path = WORKSPACE_FILE,
     echo: Callable[[str], None] = print,
+    with_samples: bool = False,
 ) -> bool:
-    """Materialise everything every location defines; False as soon as one run fails."""
+    """Materialise everything every location defines; False as soon as one run fails.
+
+    Sample files land only in ``dev`` and ``test`` (or with ``with_samples``). A landing file
+    deleted after it was registered is not ingested again: its stored partition stays the source.
+    """
     compute_for(load_deployment()).check()
     teams = {location.name: location.team() for location in workspace_locations(workspace)}
     definitions = {name: team.definitions() for name, team in teams.items()}
     for name in _location_order(definitions):
         defs = definitions[name]
         feeds, landing = teams[name].feeds, defs.resources["landing"]
-        for info in land_samples(feeds, landing):
+        for info in land_samples(feeds, landing, with_samples):
             echo(f"{name}: landed sample {info.key}")
         landed = register_landed_files(feeds, landing, instance)
+        gone = deleted_landing_files(feeds, landing, instance)
         job = defs.resolve_implicit_global_asset_job_def()
         for step in plan(name, defs, instance):
             keys = ", ".join(key.to_user_string() for key in step.asset_keys)
             partition = f" [{step.partition_key}]" if step.partition_key else ""
+            if step.partition_key in gone:
+                echo(f"{name}: {keys}{partition} skipped: its landing file was deleted")
+                continue
             echo(f"{name}: {keys}{partition}")
             result = job.execute_in_process(
                 instance=instance,

@@ -4,14 +4,22 @@ Atomic writes go to a hidden temporary file in the destination directory, are fl
 then renamed over the key (``os.replace`` is atomic within one filesystem). Listing walks
 directories in key order and skips whole directories that sort before ``start_after``, so a
 sensor over date-prefixed keys reads only the newest folders.
+
+Everything stays inside ``root``: no symbolic link below it is ever followed (a link in a landing
+zone could point at another environment's data or at ``/etc``). Reading, writing or deleting
+through one is refused; listing skips links (dangling ones and loops included) and reports each
+once per process instead of failing every sensor tick. Temporary files orphaned by a killed
+writer are swept when a listing meets them, once they are older than ``ORPHAN_AGE``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +35,13 @@ from adapters.storage.base import (
 )
 
 TEMP_PREFIX = ".dataops-tmp-"
+ORPHAN_AGE = 3600.0
+LOG = logging.getLogger(__name__)
+_REPORTED: set[str] = set()
+
+
+class LinkRefusedError(StorageError):
+    """A key leads through a symbolic link; local storage never follows one."""
 
 
 class LocalStorage(StorageAdapter):
@@ -35,7 +50,21 @@ class LocalStorage(StorageAdapter):
     root: str
 
     def _path(self, key: str) -> Path:
-        return Path(self.root, *check_key(key).split("/"))
+        """The key's path, refused if any existing part below ``root`` is a symbolic link."""
+        path = Path(self.root)
+        for part in check_key(key).split("/"):
+            path = path / part
+            try:
+                is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+            except (FileNotFoundError, NotADirectoryError):
+                return Path(self.root, *key.split("/"))
+            if is_link:
+                raise LinkRefusedError(
+                    f"'{key}' leads through the symbolic link {path} in local storage "
+                    f"{self.root} (target '{self.target}'); links are never followed. "
+                    "Replace the link with the file itself."
+                )
+        return path
 
     def uri(self, key: str) -> str:
         return self._path(key).resolve().as_uri()
@@ -64,13 +93,17 @@ class LocalStorage(StorageAdapter):
 
     def open(self, key: str) -> BinaryIO:
         try:
-            return self._path(key).open("rb")
-        except (FileNotFoundError, IsADirectoryError) as exc:
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_NOFOLLOW)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise self._not_found(key) from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise self._not_found(key)
+        return os.fdopen(fd, "rb")
 
     def stat(self, key: str) -> ObjectInfo:
         try:
-            st = self._path(key).stat()
+            st = os.lstat(self._path(key))
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise self._not_found(key) from exc
         if not stat.S_ISREG(st.st_mode):
@@ -82,22 +115,33 @@ class LocalStorage(StorageAdapter):
 
     def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
         folder, _, _ = prefix.rpartition("/")
-        base = Path(self.root, *folder.split("/")) if folder else Path(self.root)
-        yield from self._walk(base, f"{folder}/" if folder else "", prefix, start_after)
+        if not folder:
+            yield from self._walk(Path(self.root), "", prefix, start_after)
+            return
+        try:
+            base = self._path(folder)
+        except LinkRefusedError as exc:
+            if str(exc) not in _REPORTED:
+                _REPORTED.add(str(exc))
+                LOG.warning("Local storage lists nothing under '%s': %s", prefix, exc)
+            return
+        yield from self._walk(base, f"{folder}/", prefix, start_after)
 
     def _walk(
         self, directory: Path, key_prefix: str, prefix: str, start_after: str | None
     ) -> Iterator[ObjectInfo]:
         try:
-            entries = [e for e in os.scandir(directory) if not e.name.startswith(TEMP_PREFIX)]
+            entries = [e for e in os.scandir(directory) if self._listable(e)]
         except (FileNotFoundError, NotADirectoryError):
             return
-        keyed = sorted((e.name + ("/" if e.is_dir() else ""), e) for e in entries)
+        keyed = sorted(
+            (e.name + ("/" if e.is_dir(follow_symlinks=False) else ""), e) for e in entries
+        )
         for name, entry in keyed:
             key = key_prefix + name
             if not (key.startswith(prefix) or prefix.startswith(key)):
                 continue
-            if entry.is_dir():
+            if entry.is_dir(follow_symlinks=False):
                 if (
                     start_after is not None
                     and start_after >= key
@@ -106,7 +150,28 @@ class LocalStorage(StorageAdapter):
                     continue
                 yield from self._walk(Path(entry.path), key, prefix, start_after)
             elif start_after is None or key > start_after:
-                yield _info(key, entry.stat())
+                yield _info(key, entry.stat(follow_symlinks=False))
+
+    def _listable(self, entry: os.DirEntry[str]) -> bool:
+        """Regular files and folders; links are reported once, stale temporary files swept."""
+        if entry.is_symlink():
+            if entry.path not in _REPORTED:
+                _REPORTED.add(entry.path)
+                LOG.warning(
+                    "Local storage skips the symbolic link %s (target '%s'): links are never "
+                    "followed. Replace it with the file itself.",
+                    entry.path,
+                    self.target,
+                )
+            return False
+        if entry.name.startswith(TEMP_PREFIX):
+            try:
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_AGE:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+            return False
+        return True
 
     def check(self) -> None:
         root = Path(self.root)
