@@ -132,7 +132,7 @@ def test_azure_workload_identity_uses_the_default_credential_chain(
         "AZURE_FEDERATED_TOKEN_FILE": str(token),
     }
     adapter = load(env, monkeypatch, check=False)
-    assert isinstance(adapter._container().credential, DefaultAzureCredential)
+    assert isinstance(adapter._client().credential, DefaultAzureCredential)
     assert adapter.uri("dev/sales/orders.parquet").startswith("https://acct.blob.core.windows.net/")
 
 
