@@ -7,8 +7,10 @@ Key layout, inside the adapter's root (directory, or bucket and prefix)::
 
 Asset keys start with the owning team (``sales/orders``), so every team's products sit under
 ``<environment>/<team>/``. Partition keys are percent-encoded, so a dynamic partition named after a
-landing file (``2026/11/30/orders.csv``) stays one object. Multi-partition loads (a downstream asset
-reading a range or all partitions) come back as one frame, in partition order.
+landing file (``2026/11/30/orders.csv``) stays one object; a key whose encoding is longer than
+200 bytes (file systems refuse names above 255) is stored under its readable start and its
+SHA-256, and the original key is recorded as ``dataops/partition_key``. Multi-partition loads (a
+downstream asset reading a range or all partitions) come back as one frame, in partition order.
 
 Parquet is written to a local temporary file in row-group slices and then streamed to storage,
 so neither the write nor the upload holds a second full copy of the frame in memory. Reads use
@@ -19,6 +21,7 @@ The adapter's atomic ``put`` means a failed write leaves the previous version re
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Sequence
 from typing import BinaryIO
@@ -33,6 +36,8 @@ from adapters.storage.base import StorageAdapter
 
 ROW_GROUP_ROWS = 1_000_000
 SPOOL_BYTES = 64 * 1024 * 1024
+MAX_SEGMENT_BYTES = 200
+READABLE_CHARACTERS = 140
 
 
 def object_key(environment: str, asset_key: dg.AssetKey, partition_key: str | None = None) -> str:
@@ -40,7 +45,35 @@ def object_key(environment: str, asset_key: dg.AssetKey, partition_key: str | No
     base = "/".join([environment, *asset_key.path])
     if partition_key is None:
         return f"{base}.parquet"
-    return f"{base}/{quote(partition_key, safe='=-_.')}.parquet"
+    return f"{base}/{partition_segment(partition_key)}.parquet"
+
+
+def stored_as_is(partition_key: str) -> bool:
+    """Whether the partition's object name is its key, percent-encoded (and so decodes to it)."""
+    return len(_encoded(partition_key)) <= MAX_SEGMENT_BYTES
+
+
+def partition_segment(partition_key: str) -> str:
+    """One partition's object name, without extension.
+
+    The percent-encoded key, or for a longer one its first encoded characters (never cutting an
+    escape) and the SHA-256 of the key. Those names are over 200 bytes, so they never equal a key
+    stored as-is.
+    """
+    encoded = _encoded(partition_key)
+    if stored_as_is(partition_key):
+        return encoded
+    readable = encoded[:READABLE_CHARACTERS]
+    escape = readable.find("%", len(readable) - 2)
+    if escape != -1:
+        readable = readable[:escape]
+    return f"{readable}-{hashlib.sha256(partition_key.encode()).hexdigest()}"
+
+
+def _encoded(partition_key: str) -> str:
+    """Percent-encoded, a leading dot too: no partition becomes a hidden file."""
+    encoded = quote(partition_key, safe="=-_.")
+    return f"%2E{encoded[1:]}" if encoded.startswith(".") else encoded
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -102,14 +135,15 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             size = parquet.tell()
             parquet.seek(0)
             self.storage.put(keys[0], parquet)
-        context.add_output_metadata(
-            {
-                "dagster/uri": self.storage.uri(keys[0]),
-                "dagster/row_count": len(obj),
-                "dagster/column_schema": column_schema(schema),
-                "dataops/byte_size": size,
-            }
-        )
+        metadata = {
+            "dagster/uri": self.storage.uri(keys[0]),
+            "dagster/row_count": len(obj),
+            "dagster/column_schema": column_schema(schema),
+            "dataops/byte_size": size,
+        }
+        if context.has_asset_partitions and not stored_as_is(context.asset_partition_key):
+            metadata["dataops/partition_key"] = context.asset_partition_key
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         tables = [self._read(key) for key in self._keys(context)]

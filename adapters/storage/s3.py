@@ -38,6 +38,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectionError,
     HTTPClientError,
+    IncompleteReadError,
     NoCredentialsError,
 )
 from s3transfer.exceptions import RetriesExceededError
@@ -173,7 +174,9 @@ class S3Storage(ObjectStore):
             return Fault(Failure.OTHER, code or str(status), str(exc))
         if isinstance(exc, NoCredentialsError):
             return Fault(Failure.NO_CREDENTIALS)
-        if isinstance(exc, ConnectionError | HTTPClientError | RetriesExceededError):
+        if isinstance(
+            exc, ConnectionError | HTTPClientError | IncompleteReadError | RetriesExceededError
+        ):
             return Fault(Failure.UNREACHABLE, detail=str(exc))
         if isinstance(exc, BotoCoreError):
             return Fault(Failure.OTHER, type(exc).__name__, str(exc))
