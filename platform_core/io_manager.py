@@ -7,8 +7,10 @@ Key layout, inside the adapter's root (directory, or bucket and prefix)::
 
 Asset keys start with the owning team (``sales/orders``), so every team's products sit under
 ``<environment>/<team>/``. Partition keys are percent-encoded, so a dynamic partition named after a
-landing file (``2026/11/30/orders.csv``) stays one object. Multi-partition loads (a downstream asset
-reading a range or all partitions) come back as one frame, in partition order.
+landing file (``2026/11/30/orders.csv``) stays one object; a key whose encoding is longer than
+200 bytes (file systems refuse names above 255) is stored under its readable start and its
+SHA-256, and the original key is recorded as ``dataops/partition_key``. Multi-partition loads (a
+downstream asset reading a range or all partitions) come back as one frame, in partition order.
 
 Parquet is written to a local temporary file in row-group slices and then streamed to storage,
 so neither the write nor the upload holds a second full copy of the frame in memory. Reads use
@@ -35,27 +37,50 @@ from adapters.storage.base import ObjectNotFoundError, StorageAdapter
 
 ROW_GROUP_ROWS = 1_000_000
 SPOOL_BYTES = 64 * 1024 * 1024
-MAX_SEGMENT = 200
-SAFE_PREFIX = 64
+MAX_SEGMENT_BYTES = 200
+READABLE_CHARACTERS = 140
 MAX_MISSING_FRACTION = 0.5
 
 
 def object_key(environment: str, asset_key: dg.AssetKey, partition_key: str | None = None) -> str:
     """The storage key of one data product (or one partition of it).
 
-    A partition key becomes one percent-encoded path segment. One that every backend cannot
-    store as-is (longer than ``MAX_SEGMENT`` bytes once encoded, or only dots) is mapped to a
-    readable prefix plus its SHA-256, and the IO manager records the original as
-    ``dataops/partition_key``.
+    A partition key becomes one percent-encoded path segment (``partition_segment``); one too
+    long for every backend to store as-is is mapped to a safe name, and the IO manager records
+    the original as ``dataops/partition_key``.
     """
     base = "/".join([environment, *asset_key.path])
     if partition_key is None:
         return f"{base}.parquet"
-    segment = quote(partition_key, safe="=-_.")
-    if len(segment) > MAX_SEGMENT or not segment.strip("."):
-        digest = hashlib.sha256(partition_key.encode()).hexdigest()
-        segment = f"{segment[:SAFE_PREFIX].rstrip('%.')}~{digest}"
-    return f"{base}/{segment}.parquet"
+    return f"{base}/{partition_segment(partition_key)}.parquet"
+
+
+def stored_as_is(partition_key: str) -> bool:
+    """Whether the partition's object name is its key, percent-encoded (and so decodes to it)."""
+    return len(_encoded(partition_key)) <= MAX_SEGMENT_BYTES
+
+
+def partition_segment(partition_key: str) -> str:
+    """One partition's object name, without extension.
+
+    The percent-encoded key, or for a longer one its first encoded characters (never cutting an
+    escape) and the SHA-256 of the key. Those names are over 200 bytes, so they never equal a key
+    stored as-is.
+    """
+    encoded = _encoded(partition_key)
+    if stored_as_is(partition_key):
+        return encoded
+    readable = encoded[:READABLE_CHARACTERS]
+    escape = readable.find("%", len(readable) - 2)
+    if escape != -1:
+        readable = readable[:escape]
+    return f"{readable}-{hashlib.sha256(partition_key.encode()).hexdigest()}"
+
+
+def _encoded(partition_key: str) -> str:
+    """Percent-encoded, a leading dot too: no partition becomes a hidden file."""
+    encoded = quote(partition_key, safe="=-_.")
+    return f"%2E{encoded[1:]}" if encoded.startswith(".") else encoded
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -125,7 +150,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             "dagster/column_schema": column_schema(schema),
             "dataops/byte_size": size,
         }
-        if context.has_asset_partitions:
+        if context.has_asset_partitions and not stored_as_is(context.asset_partition_key):
             metadata["dataops/partition_key"] = context.asset_partition_key
         partial = self._partial.pop((context.run_id, context.step_key), None)
         if partial:

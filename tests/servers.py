@@ -162,6 +162,32 @@ def azurite_connection_string(server: Server) -> str:
     )
 
 
+def with_endpoint(env: dict[str, str], url: str) -> dict[str, str]:
+    """The same variables, with the target's endpoint variable pointing at ``url``."""
+    target = env["DATAOPS_TARGET"]
+    if target in ("onprem", "aws"):
+        return {**env, "AWS_ENDPOINT_URL_S3": url}
+    if target == "azure":
+        connection = env["AZURE_STORAGE_CONNECTION_STRING"]
+        old = connection.split("BlobEndpoint=")[1].split(";")[0]
+        return {
+            **env,
+            "AZURE_STORAGE_CONNECTION_STRING": connection.replace(old, f"{url}/{AZURITE_ACCOUNT}"),
+        }
+    return {**env, "STORAGE_EMULATOR_HOST": url}
+
+
+def server_url(env: dict[str, str]) -> str:
+    """Where the target's server answers, read back from the variables that point at it."""
+    target = env["DATAOPS_TARGET"]
+    if target in ("onprem", "aws"):
+        return env["AWS_ENDPOINT_URL_S3"]
+    if target == "azure":
+        endpoint = env["AZURE_STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1].split(";")[0]
+        return endpoint.removesuffix(f"/{AZURITE_ACCOUNT}")
+    return env["STORAGE_EMULATOR_HOST"]
+
+
 def unique_bucket() -> str:
     return f"dataops-{uuid.uuid4().hex[:12]}"
 

@@ -381,3 +381,23 @@ def test_any_value_outside_the_categories_is_refused(value: str) -> None:
     except ContractViolation:
         return
     assert read["kind"].iloc[0] in ("a", "b"), "a value outside the categories was accepted"
+
+
+def test_a_deleted_landing_file_does_not_break_later_runs(
+    local_target_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 2: deleting an ingested landing file made every later materialize exit 1."""
+    from platform_core.materialize import materialize_all
+
+    for name, value in local_target_env.items():
+        monkeypatch.setenv(name, value)
+    with dg.instance_for_test() as instance:
+        assert materialize_all(instance, echo=lambda line: None)
+        zone = LandingZone(
+            storage=storage_for(load_deployment(local_target_env)), environment="dev"
+        )
+        deleted = next(zone.list("sales", "orders")).key
+        zone.storage.delete(deleted)
+        lines: list[str] = []
+        assert materialize_all(instance, echo=lines.append)
+    assert any(deleted in line and "landing file was deleted" in line for line in lines)

@@ -28,7 +28,7 @@ from azure.storage.blob import (
     ContainerSasPermissions,
     generate_container_sas,
 )
-from servers import AZURITE_ACCOUNT, AZURITE_KEY, Server, free_port
+from servers import AZURITE_ACCOUNT, AZURITE_KEY, Server, free_port, server_url, with_endpoint
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter, StorageError
 from config import ConfigError, load_deployment
@@ -42,21 +42,6 @@ CLEARED = ("DATAOPS_", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR_HOST")
 @pytest.fixture(params=CLOUD_TARGETS)
 def cloud_env(request: pytest.FixtureRequest) -> dict[str, str]:
     return request.getfixturevalue(f"{request.param}_target_env")
-
-
-def with_endpoint(env: dict[str, str], url: str) -> dict[str, str]:
-    """The same variables, with the target's endpoint variable pointing at ``url``."""
-    target = env["DATAOPS_TARGET"]
-    if target in ("onprem", "aws"):
-        return {**env, "AWS_ENDPOINT_URL_S3": url}
-    if target == "azure":
-        connection = env["AZURE_STORAGE_CONNECTION_STRING"]
-        old = connection.split("BlobEndpoint=")[1].split(";")[0]
-        return {
-            **env,
-            "AZURE_STORAGE_CONNECTION_STRING": connection.replace(old, f"{url}/{AZURITE_ACCOUNT}"),
-        }
-    return {**env, "STORAGE_EMULATOR_HOST": url}
 
 
 def load(
@@ -132,7 +117,7 @@ def test_azure_workload_identity_uses_the_default_credential_chain(
         "AZURE_FEDERATED_TOKEN_FILE": str(token),
     }
     adapter = load(env, monkeypatch, check=False)
-    assert isinstance(adapter._container().credential, DefaultAzureCredential)
+    assert isinstance(adapter._client().credential, DefaultAzureCredential)
     assert adapter.uri("dev/sales/orders.parquet").startswith("https://acct.blob.core.windows.net/")
 
 
@@ -355,16 +340,6 @@ class FaultProxy:
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _forward
 
         return Handler
-
-
-def server_url(env: dict[str, str]) -> str:
-    target = env["DATAOPS_TARGET"]
-    if target in ("onprem", "aws"):
-        return env["AWS_ENDPOINT_URL_S3"]
-    if target == "azure":
-        endpoint = env["AZURE_STORAGE_CONNECTION_STRING"].split("BlobEndpoint=")[1].split(";")[0]
-        return endpoint.removesuffix(f"/{AZURITE_ACCOUNT}")
-    return env["STORAGE_EMULATOR_HOST"]
 
 
 @pytest.fixture

@@ -6,22 +6,22 @@ or ``AZURE_STORAGE_SAS_TOKEN``, or with an Azure identity (``DefaultAzureCredent
 variables are set: AKS workload identity injects ``AZURE_CLIENT_ID`` and
 ``AZURE_FEDERATED_TOKEN_FILE`` into every pod. The same variables point the adapter at Azurite.
 
-Streams above one chunk are uploaded as blocks and committed in one call, so readers see the old
-blob until the commit and a failed upload leaves only uncommitted blocks (which Azure discards).
-Downloads fetch ranges pinned to the blob's ETag, so a reader never mixes two versions; the SDK
-holds several times each range in memory while reading it, hence small ranges, one at a time.
-``uri`` is the blob's URL (``https://<account>.blob.core.windows.net/<container>/<key>``), which
-is exact for Azurite too; the ``abfs://`` form would name a real account only.
+Prefix, errors and clients come from ``ObjectStore``. Streams above one chunk are uploaded as
+blocks and committed in one call, so readers see the old blob until the commit and a failed upload
+leaves only uncommitted blocks (which Azure discards); ``put`` returns the ETag and time of the
+upload's answer, with no second request. Downloads fetch ranges pinned to the blob's ETag, so a
+reader never mixes two versions; the SDK holds several times each range in memory while reading
+it, hence small ranges, one at a time. ``uri`` is the blob's URL
+(``https://<account>.blob.core.windows.net/<container>/<name>``), which is exact for Azurite too;
+the ``abfs://`` form would name a real account only.
 """
 
 from __future__ import annotations
 
-import io
 import ipaddress
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO, ClassVar
+from urllib.parse import quote, urlsplit
 
 from azure.core.credentials import AzureSasCredential
 from azure.core.exceptions import (
@@ -32,25 +32,16 @@ from azure.core.exceptions import (
 )
 from azure.identity import DefaultAzureCredential
 from azure.storage.blob import (
-    BlobClient,
     BlobPrefix,
     BlobProperties,
     BlobServiceClient,
     ContainerClient,
     ExponentialRetry,
 )
-from pydantic import PrivateAttr
 
-from adapters.storage.base import (
-    CHUNK_SIZE,
-    ObjectInfo,
-    ObjectNotFoundError,
-    StorageAdapter,
-    StorageError,
-    check_key,
-    remaining_size,
-)
-from adapters.storage.retry import POLICY, RetryPolicy
+from adapters.storage.base import CHUNK_SIZE, ObjectInfo, StorageError
+from adapters.storage.object_store import Failure, Fault, ObjectStore, Payload
+from adapters.storage.retry import RetryPolicy
 from config.environment import variable
 
 CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
@@ -72,156 +63,106 @@ CREDENTIAL_FIX = (
 )
 
 
-class AzureBlobStorage(StorageAdapter):
+class AzureBlobStorage(ObjectStore):
     """Blobs in one container under a prefix; credentials never enter this resource's config."""
 
-    bucket: str
-    prefix: str = ""
     account_url: str | None = None
 
-    _clients: dict[bool, ContainerClient] = PrivateAttr(default_factory=dict)
+    service: ClassVar[str] = "Azure storage"
+    bucket_noun: ClassVar[str] = "container"
+    object_noun: ClassVar[str] = "blob"
 
-    def _container(self, for_check: bool = False) -> ContainerClient:
-        if for_check not in self._clients:
-            options: dict[str, Any] = {**azure_options(for_check=for_check), **TRANSFER_SIZES}
-            connection_string = variable(CONNECTION_STRING)
-            try:
-                if connection_string:
-                    service = BlobServiceClient.from_connection_string(connection_string, **options)
-                else:
-                    service = BlobServiceClient(
-                        str(self.account_url),
-                        credential=_credential(str(self.account_url)),
-                        **options,
-                    )
-            except ValueError as exc:
-                raise StorageError(
-                    f"The Azure credential variables are malformed ({exc}). {CREDENTIAL_FIX}"
-                ) from exc
-            self._clients[for_check] = service.get_container_client(self.bucket)
-        return self._clients[for_check]
-
-    def _name(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _root(self) -> str:
-        return f"{self.prefix}/" if self.prefix else ""
-
-    def _blob(self, key: str) -> BlobClient:
-        return self._container().get_blob_client(self._name(check_key(key)))
-
-    def uri(self, key: str) -> str:
-        url = self._blob(key).url
-        return urlsplit(url)._replace(query="").geturl()
-
-    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
-        blob = self._blob(key)
-        with self._errors(key):
-            if isinstance(data, bytes | bytearray | memoryview):
-                blob.upload_blob(bytes(data), overwrite=True)
+    def _connect(self, policy: RetryPolicy) -> ContainerClient:
+        options: dict[str, Any] = {**azure_options(policy), **TRANSFER_SIZES}
+        connection_string = variable(CONNECTION_STRING)
+        try:
+            if connection_string:
+                service = BlobServiceClient.from_connection_string(connection_string, **options)
             else:
-                blob.upload_blob(
-                    data,
-                    length=remaining_size(data),
-                    overwrite=True,
-                    max_concurrency=UPLOAD_CONCURRENCY,
+                service = BlobServiceClient(
+                    str(self.account_url), credential=_credential(str(self.account_url)), **options
                 )
-        return self.stat(key)
+        except ValueError as exc:
+            raise StorageError(
+                f"The Azure credential variables are malformed ({exc}). {CREDENTIAL_FIX}"
+            ) from exc
+        return service.get_container_client(self.bucket)
 
-    def download(self, key: str, sink: BinaryIO) -> None:
-        with self._errors(key):
-            self._container().download_blob(self._name(check_key(key))).readinto(sink)
+    def _object_uri(self, name: str) -> str:
+        """The blob's URL without any SAS query, spelled as the SDK spells it."""
+        container = urlsplit(self._client().url)._replace(query="").geturl()
+        return f"{container}/{quote(name, safe='~/')}"
 
-    def open(self, key: str) -> BinaryIO:
-        with self._errors(key):
-            downloader = self._container().download_blob(self._name(check_key(key)))
-        return io.BufferedReader(_DownloadReader(self, key, downloader), CHUNK_SIZE)
+    def _write(self, name: str, payload: Payload) -> ObjectInfo:
+        answer = (
+            self._client()
+            .get_blob_client(name)
+            .upload_blob(
+                payload.body,
+                length=payload.length,
+                overwrite=True,
+                max_concurrency=UPLOAD_CONCURRENCY,
+            )
+        )
+        return ObjectInfo(
+            key=name,
+            size=payload.size(),
+            etag=answer["etag"].strip('"'),
+            modified=answer["last_modified"],
+        )
 
-    def stat(self, key: str) -> ObjectInfo:
-        with self._errors(key):
-            properties = self._blob(key).get_blob_properties()
-        return _info(key, properties)
+    def _read_into(self, name: str, sink: BinaryIO) -> None:
+        self._client().download_blob(name).readinto(sink)
 
-    def delete(self, key: str) -> None:
-        try:
-            with self._errors(key):
-                self._container().delete_blob(self._name(check_key(key)))
-        except ObjectNotFoundError:
-            return
+    def _open(self, name: str) -> Any:
+        return self._client().download_blob(name)
 
-    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
-        container = self._container()
-        with self._errors(None):
-            if start_after is None:
-                blobs = container.list_blobs(name_starts_with=self._root() + prefix)
-            else:
-                blobs = _blobs_after(container, self._root() + prefix, self._root() + start_after)
-            for blob in blobs:
-                yield _info(blob.name[len(self._root()) :], blob)
+    def _stat(self, name: str) -> ObjectInfo:
+        return _info(self._client().get_blob_client(name).get_blob_properties())
 
-    def check(self) -> None:
+    def _delete(self, name: str) -> None:
+        self._client().delete_blob(name)
+
+    def _list(self, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        container = self._client()
+        if start_after is None:
+            blobs = container.list_blobs(name_starts_with=prefix)
+        else:
+            blobs = _blobs_after(container, prefix, start_after)
+        for blob in blobs:
+            yield _info(blob)
+
+    def _probe(self, client: ContainerClient) -> None:
         """One listing request of at most one name: works with a key, and with a SAS that lists."""
-        blobs = self._container(for_check=True).list_blob_names(
-            name_starts_with=self._root(), results_per_page=1
-        )
-        with self._errors(None):
-            next(blobs.by_page(), None)
-
-    def _where(self, key: str | None) -> str:
-        url = urlsplit(self._container().url)._replace(query="").geturl()
-        return f"{url}/{self._name(key) if key else self._root()} (target '{self.target}')"
-
-    @contextmanager
-    def _errors(self, key: str | None) -> Iterator[None]:
-        try:
-            yield
-        except ResourceNotFoundError as exc:
-            if key is None or exc.error_code == "ContainerNotFound":
-                raise StorageError(
-                    f"Container '{self.bucket}' does not exist: {self._where(key)}. Create it, "
-                    "or set DATAOPS_BUCKET (storage.bucket) to an existing container."
-                ) from exc
-            raise ObjectNotFoundError(f"No blob '{key}' at {self._where(key)}.") from exc
-        except ClientAuthenticationError as exc:
-            raise self._denied(exc, key) from exc
-        except HttpResponseError as exc:
-            if exc.status_code == 403:
-                raise self._denied(exc, key) from exc
-            raise StorageError(
-                f"Azure error {_code(exc)} for {self._where(key)}: {exc.reason}"
-            ) from exc
-        except AzureError as exc:
-            raise StorageError(
-                f"Cannot reach Azure storage for {self._where(key)}: {exc}. Check that the "
-                f"account URL is right and answers ({CONNECTION_STRING} or {ACCOUNT_URL})."
-            ) from exc
-
-    def _denied(
-        self, exc: ClientAuthenticationError | HttpResponseError, key: str | None
-    ) -> StorageError:
-        return StorageError(
-            f"Access denied ({_code(exc)}) to {self._where(key)}. Check "
-            f"the account key or SAS token ({CONNECTION_STRING}, {ACCOUNT_KEY}, {SAS_TOKEN}) "
-            "and its permissions."
+        next(
+            client.list_blob_names(name_starts_with=self._root(), results_per_page=1).by_page(),
+            None,
         )
 
+    def _classify(self, exc: Exception) -> Fault | None:
+        if isinstance(exc, ResourceNotFoundError):
+            missing = exc.error_code == "ContainerNotFound"
+            return Fault(Failure.MISSING_BUCKET if missing else Failure.NOT_FOUND)
+        if isinstance(exc, ClientAuthenticationError) or (
+            isinstance(exc, HttpResponseError) and exc.status_code == 403
+        ):
+            return Fault(Failure.DENIED, _code(exc))
+        if isinstance(exc, HttpResponseError):
+            return Fault(Failure.OTHER, _code(exc), str(exc.reason))
+        if isinstance(exc, AzureError):
+            return Fault(Failure.UNREACHABLE, detail=str(exc))
+        return None
 
-class _DownloadReader(io.RawIOBase):
-    """A blob download as a raw stream, read chunk by chunk as the caller asks for bytes."""
-
-    def __init__(self, adapter: AzureBlobStorage, key: str, downloader: Any) -> None:
-        self._adapter = adapter
-        self._key = key
-        self._downloader = downloader
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        with self._adapter._errors(self._key):
-            data = self._downloader.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    def _advice(self, failure: Failure) -> str:
+        if failure is Failure.DENIED:
+            return (
+                f"Check the account key or SAS token ({CONNECTION_STRING}, {ACCOUNT_KEY}, "
+                f"{SAS_TOKEN}) and its permissions."
+            )
+        return (
+            f"Check that the account URL is right and answers ({CONNECTION_STRING} or "
+            f"{ACCOUNT_URL})."
+        )
 
 
 def _blobs_after(container: ContainerClient, prefix: str, start_after: str) -> Iterator[Any]:
@@ -240,14 +181,13 @@ def _blobs_after(container: ContainerClient, prefix: str, start_after: str) -> I
             yield item
 
 
-def azure_options(policy: RetryPolicy = POLICY, for_check: bool = False) -> dict[str, object]:
+def azure_options(policy: RetryPolicy) -> dict[str, object]:
     """Keyword arguments for an azure-storage-blob client: retry policy and network timeouts."""
-    attempts = policy.check_attempts if for_check else policy.attempts
     return {
         "retry_policy": ExponentialRetry(
             initial_backoff=policy.initial_delay,
             increment_base=2,
-            retry_total=attempts - 1,
+            retry_total=policy.attempts - 1,
             random_jitter_range=policy.initial_delay,
         ),
         "connection_timeout": policy.connect_timeout,
@@ -284,7 +224,7 @@ def _account_name(account_url: str) -> str:
     return parts.path.strip("/").split("/")[0]
 
 
-def _info(key: str, blob: BlobProperties) -> ObjectInfo:
+def _info(blob: BlobProperties) -> ObjectInfo:
     return ObjectInfo(
-        key=key, size=blob.size, etag=blob.etag.strip('"'), modified=blob.last_modified
+        key=blob.name, size=blob.size, etag=blob.etag.strip('"'), modified=blob.last_modified
     )

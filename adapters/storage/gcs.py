@@ -7,16 +7,16 @@ which the SDK itself reads) the client talks to that emulator with anonymous cre
 Streams above one chunk (``chunk_mb``, default 100 MiB like the SDK's: fewer, larger
 requests are faster, and each chunk is held in memory once) go up as a resumable upload, chunk by
 chunk; GCS creates the object only when the last chunk arrives, so a failed upload leaves the
-previous generation in place. Downloads stream one response into the sink; ``open`` reads ranges
-of one pinned generation.
+previous generation in place. ``put`` returns what the upload's answer says of the new object.
+Downloads stream one response into the sink; ``open`` reads ranges of one pinned generation.
+Prefix, URIs, errors and clients come from ``ObjectStore``; each call passes the retry of its
+client's purpose (Google's retry is per call, not per client).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 import requests
 from google.api_core.exceptions import (
@@ -31,196 +31,132 @@ from google.auth.credentials import AnonymousCredentials
 from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
-from pydantic import PrivateAttr
 
-from adapters.storage.base import (
-    CHUNK_SIZE,
-    ObjectInfo,
-    ObjectNotFoundError,
-    StorageAdapter,
-    StorageError,
-    check_key,
-    remaining_size,
-)
-from adapters.storage.retry import POLICY, RetryPolicy
+from adapters.storage.base import CHUNK_SIZE, ObjectInfo
+from adapters.storage.object_store import Failure, Fault, ObjectStore, Payload
+from adapters.storage.retry import RetryPolicy
 
 EMULATOR = "STORAGE_EMULATOR_HOST"
 KEY_FILE = "GOOGLE_APPLICATION_CREDENTIALS"
 EMULATOR_PROJECT = "dataops-emulator"
 DEFAULT_CHUNK_MB = 100
-TIMEOUT = POLICY.timeout()
 
 
-def google_retry(policy: RetryPolicy = POLICY, for_check: bool = False) -> Retry:
+def google_retry(policy: RetryPolicy) -> Retry:
     """google-cloud-storage's own retryable-error predicate with our backoff and time budget."""
-    budget = policy.initial_delay * 2**policy.check_attempts if for_check else policy.time_budget()
     return DEFAULT_RETRY.with_delay(
         initial=policy.initial_delay, maximum=policy.max_delay, multiplier=2.0
-    ).with_timeout(budget)
+    ).with_timeout(policy.time_budget())
 
 
-RETRY = google_retry()
+class _Connection(NamedTuple):
+    """A bucket handle and what every call on it passes: the retry and the timeouts."""
+
+    bucket: storage.Bucket
+    retry: Retry
+    timeout: tuple[float, float]
 
 
-class GCSStorage(StorageAdapter):
+class GCSStorage(ObjectStore):
     """Objects in a GCS bucket under a prefix; credentials never enter this resource's config."""
 
-    bucket: str
-    prefix: str = ""
     project: str | None = None
     chunk_mb: int = DEFAULT_CHUNK_MB
     emulator_host: str | None = None
 
-    _handle: storage.Bucket | None = PrivateAttr(default=None)
+    scheme: ClassVar[str] = "gs"
+    service: ClassVar[str] = "GCS"
 
-    def _bucket(self) -> storage.Bucket:
-        if self._handle is None:
-            with self._errors(None):
-                if self.emulator_host:
-                    client = storage.Client(
-                        project=self.project or EMULATOR_PROJECT,
-                        credentials=AnonymousCredentials(),
-                        client_options={"api_endpoint": self.emulator_host},
-                    )
-                else:
-                    client = storage.Client(project=self.project)
-            self._handle = client.bucket(self.bucket)
-        return self._handle
+    def _connect(self, policy: RetryPolicy) -> _Connection:
+        if self.emulator_host:
+            client = storage.Client(
+                project=self.project or EMULATOR_PROJECT,
+                credentials=AnonymousCredentials(),
+                client_options={"api_endpoint": self.emulator_host},
+            )
+        else:
+            client = storage.Client(project=self.project)
+        return _Connection(client.bucket(self.bucket), google_retry(policy), policy.timeout())
 
-    def _name(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
+    def _write(self, name: str, payload: Payload) -> ObjectInfo:
+        bucket, retry, timeout = self._client()
+        blob = bucket.blob(name, chunk_size=self.chunk_mb * 2**20)
+        if isinstance(payload.body, bytes):
+            blob.upload_from_string(payload.body, retry=retry, timeout=timeout)
+        else:
+            blob.upload_from_file(payload.body, size=payload.length, retry=retry, timeout=timeout)
+        return _info(blob)
 
-    def _root(self) -> str:
-        return f"{self.prefix}/" if self.prefix else ""
+    def _read_into(self, name: str, sink: BinaryIO) -> None:
+        bucket, retry, timeout = self._client()
+        bucket.blob(name).download_to_file(sink, retry=retry, timeout=timeout)
 
-    def uri(self, key: str) -> str:
-        return f"gs://{self.bucket}/{self._name(check_key(key))}"
+    def _open(self, name: str) -> Any:
+        """A reader of the generation current now, so it never mixes two versions."""
+        bucket, retry, timeout = self._client()
+        current = self._blob(name)
+        pinned = bucket.blob(name, generation=current.generation)
+        return pinned.open("rb", chunk_size=CHUNK_SIZE, retry=retry, timeout=timeout)
 
-    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
-        blob = self._bucket().blob(self._name(check_key(key)), chunk_size=self.chunk_mb * 2**20)
-        with self._errors(key, writing=True):
-            if isinstance(data, bytes | bytearray | memoryview):
-                blob.upload_from_string(bytes(data), retry=RETRY, timeout=TIMEOUT)
-            elif data.seekable():
-                blob.upload_from_file(data, size=remaining_size(data), retry=RETRY, timeout=TIMEOUT)
-            else:
-                blob.upload_from_file(_ForwardOnly(data), retry=RETRY, timeout=TIMEOUT)
-        return _info(key, blob)
+    def _stat(self, name: str) -> ObjectInfo:
+        return _info(self._blob(name))
 
-    def download(self, key: str, sink: BinaryIO) -> None:
-        blob = self._bucket().blob(self._name(check_key(key)))
-        with self._errors(key):
-            blob.download_to_file(sink, retry=RETRY, timeout=TIMEOUT)
-
-    def open(self, key: str) -> BinaryIO:
-        current = self._get(key)
-        pinned = self._bucket().blob(current.name, generation=current.generation)
-        with self._errors(key):
-            return pinned.open("rb", chunk_size=CHUNK_SIZE, retry=RETRY, timeout=TIMEOUT)
-
-    def stat(self, key: str) -> ObjectInfo:
-        return _info(key, self._get(key))
-
-    def _get(self, key: str) -> storage.Blob:
-        with self._errors(key):
-            blob = self._bucket().get_blob(self._name(check_key(key)), retry=RETRY, timeout=TIMEOUT)
-        if blob is None:
-            raise ObjectNotFoundError(f"No object '{key}' at {self._where(key)}.")
+    def _blob(self, name: str) -> storage.Blob:
+        bucket, retry, timeout = self._client()
+        blob = bucket.blob(name)
+        blob.reload(retry=retry, timeout=timeout)
         return blob
 
-    def delete(self, key: str) -> None:
-        try:
-            with self._errors(key):
-                self._bucket().blob(self._name(check_key(key))).delete(retry=RETRY, timeout=TIMEOUT)
-        except ObjectNotFoundError:
-            return
+    def _delete(self, name: str) -> None:
+        bucket, retry, timeout = self._client()
+        bucket.blob(name).delete(retry=retry, timeout=timeout)
 
-    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
-        bucket = self._bucket()
-        after = self._name(start_after) if start_after is not None else None
-        with self._errors(None):
-            blobs = bucket.client.list_blobs(
-                bucket,
-                prefix=self._root() + prefix,
-                start_offset=after,
-                retry=RETRY,
-                timeout=TIMEOUT,
+    def _list(self, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        bucket, retry, timeout = self._client()
+        blobs = bucket.client.list_blobs(
+            bucket, prefix=prefix, start_offset=start_after, retry=retry, timeout=timeout
+        )
+        for blob in blobs:
+            if blob.name != start_after:
+                yield _info(blob)
+
+    def _probe(self, client: _Connection) -> None:
+        client.bucket.reload(retry=client.retry, timeout=client.timeout)
+
+    def _endpoint_note(self) -> str:
+        return f"emulator {self.emulator_host}" if self.emulator_host else ""
+
+    def _classify(self, exc: Exception) -> Fault | None:
+        if isinstance(exc, NotFound):
+            return Fault(Failure.NOT_FOUND)
+        if isinstance(exc, Forbidden | Unauthorized):
+            return Fault(Failure.DENIED, str(exc.code))
+        if isinstance(exc, DefaultCredentialsError):
+            return Fault(Failure.NO_CREDENTIALS, detail=str(exc))
+        if isinstance(exc, GoogleAPICallError):
+            return Fault(Failure.OTHER, str(exc.code), exc.message)
+        if isinstance(exc, RetryError | requests.RequestException | GoogleAuthError):
+            return Fault(Failure.UNREACHABLE, detail=str(exc))
+        return None
+
+    def _advice(self, failure: Failure) -> str:
+        if failure is Failure.DENIED:
+            return (
+                f"Check the credentials ({KEY_FILE} or Application Default Credentials) and the "
+                "bucket's IAM roles."
             )
-            for blob in blobs:
-                if blob.name != after:
-                    yield _info(blob.name[len(self._root()) :], blob)
-
-    def check(self) -> None:
-        with self._errors(None):
-            self._bucket().reload(retry=google_retry(for_check=True), timeout=TIMEOUT)
-
-    def _where(self, key: str | None) -> str:
-        place = f"gs://{self.bucket}/{self._name(key) if key else self._root()}"
-        endpoint = self.emulator_host
-        return f"{place} (target '{self.target}'{f', emulator {endpoint}' if endpoint else ''})"
-
-    @contextmanager
-    def _errors(self, key: str | None, writing: bool = False) -> Iterator[None]:
-        """Translate SDK errors; a 404 on a write or a bucket call means the bucket is missing."""
-        try:
-            yield
-        except NotFound as exc:
-            if key is None or writing:
-                raise StorageError(
-                    f"Bucket '{self.bucket}' does not exist: {self._where(key)}. Create it, or "
-                    "set DATAOPS_BUCKET (storage.bucket) to an existing bucket."
-                ) from exc
-            raise ObjectNotFoundError(f"No object '{key}' at {self._where(key)}.") from exc
-        except (Forbidden, Unauthorized) as exc:
-            raise StorageError(
-                f"Access denied ({exc.code}) to {self._where(key)}. Check the credentials "
-                f"({KEY_FILE} or Application Default Credentials) and the bucket's IAM roles."
-            ) from exc
-        except DefaultCredentialsError as exc:
-            raise StorageError(
-                f"No Google credentials for {self._where(key)}: {exc}. Set {KEY_FILE} to a "
-                "service-account key file, or run `gcloud auth application-default login`."
-            ) from exc
-        except GoogleAPICallError as exc:
-            raise StorageError(
-                f"GCS error {exc.code} for {self._where(key)}: {exc.message}"
-            ) from exc
-        except (RetryError, requests.RequestException, GoogleAuthError) as exc:
-            raise StorageError(
-                f"Cannot reach GCS for {self._where(key)}: {exc}. Check the network, or "
-                f"{EMULATOR} when using an emulator."
-            ) from exc
+        if failure is Failure.NO_CREDENTIALS:
+            return (
+                f"Set {KEY_FILE} to a service-account key file, or run "
+                "`gcloud auth application-default login`."
+            )
+        return f"Check the network, or {EMULATOR} when using an emulator."
 
 
-class _ForwardOnly:
-    """A non-seekable source as resumable uploads read it: full chunks, plus the position."""
-
-    def __init__(self, source: BinaryIO) -> None:
-        self._source = source
-        self._position = 0
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            data = self._source.read()
-        else:
-            buffer = io.BytesIO()
-            while buffer.tell() < size:
-                chunk = self._source.read(size - buffer.tell())
-                if not chunk:
-                    break
-                buffer.write(chunk)
-            data = buffer.getvalue()
-        self._position += len(data)
-        return data
-
-    def tell(self) -> int:
-        return self._position
-
-    def seekable(self) -> bool:
-        return False
-
-
-def _info(key: str, blob: Any) -> ObjectInfo:
+def _info(blob: storage.Blob) -> ObjectInfo:
     return ObjectInfo(
-        key=key, size=blob.size, etag=blob.etag or str(blob.generation), modified=blob.updated
+        key=blob.name,
+        size=blob.size,
+        etag=blob.etag or str(blob.generation),
+        modified=blob.updated,
     )

@@ -1,0 +1,309 @@
+"""One base for the object stores (S3, Azure Blob, GCS): what they share, written once.
+
+Objects live in one bucket (Azure: container) under ``prefix``. The base maps keys to object
+names and back, checks keys, names objects in URIs and error messages, keeps one SDK client per
+purpose (normal calls, and the load-time check with fewer retries: ``RetryPolicy.for_check``),
+guards open streams, and decides what ``put`` returns. A backend supplies its SDK calls, which
+speak object names (``_connect``, ``_write``, ``_read_into``, ``_open``, ``_stat``, ``_delete``,
+``_list``, ``_probe``; the ``ObjectInfo`` they return carry the object name as ``key``), and one
+function, ``_classify``, that sorts its SDK's exceptions into ``Failure`` kinds. From those the
+base raises ``ObjectNotFoundError`` or ``StorageError`` worded the same way on every backend.
+"""
+
+from __future__ import annotations
+
+import io
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any, BinaryIO, ClassVar, cast
+
+from pydantic import PrivateAttr
+
+from adapters.storage.base import (
+    CHUNK_SIZE,
+    ObjectInfo,
+    ObjectNotFoundError,
+    StorageAdapter,
+    StorageError,
+    check_key,
+    remaining_size,
+)
+from adapters.storage.retry import RetryPolicy
+
+
+class Failure(Enum):
+    """What kind of failure an SDK exception reports, as far as a user can act on it.
+
+    ``OTHER`` is anything else the service refused, and transient faults that outlived the
+    retries.
+    """
+
+    NOT_FOUND = "not found"
+    MISSING_BUCKET = "missing bucket"
+    DENIED = "denied"
+    NO_CREDENTIALS = "no credentials"
+    UNREACHABLE = "unreachable"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One SDK exception, classified: its kind, the service's code, the SDK's own words."""
+
+    failure: Failure
+    code: str = ""
+    detail: str = ""
+
+
+class ForwardOnly:
+    """A non-seekable source as chunked uploads read it: full chunks, and the bytes read so far."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            data = self._source.read()
+        else:
+            buffer = io.BytesIO()
+            while buffer.tell() < size:
+                chunk = self._source.read(size - buffer.tell())
+                if not chunk:
+                    break
+                buffer.write(chunk)
+            data = buffer.getvalue()
+        self._position += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._position
+
+    def seekable(self) -> bool:
+        return False
+
+
+class Payload:
+    """What ``put`` was handed, as SDK uploads take it: bytes, a seekable stream with its
+    length, or a forward-only stream that counts what the upload read."""
+
+    def __init__(self, data: bytes | BinaryIO) -> None:
+        self.body: bytes | BinaryIO | ForwardOnly
+        self.length: int | None
+        if isinstance(data, bytes | bytearray | memoryview):
+            self.body = bytes(data)
+            self.length = len(self.body)
+        elif data.seekable():
+            self.body, self.length = data, remaining_size(data)
+        else:
+            self.body, self.length = ForwardOnly(data), None
+
+    def size(self) -> int:
+        """Bytes uploaded; for a forward-only stream, known once the upload has read it all."""
+        if self.length is not None:
+            return self.length
+        return cast(ForwardOnly, self.body).tell()
+
+
+class ObjectStore(StorageAdapter):
+    """Objects in ``bucket`` under ``prefix``; credentials never enter this resource's config."""
+
+    bucket: str
+    prefix: str = ""
+    retry: RetryPolicy = RetryPolicy()
+
+    scheme: ClassVar[str]
+    """The URI scheme (``s3``, ``gs``): ``uri`` is ``<scheme>://<bucket>/<object name>``."""
+    service: ClassVar[str]
+    """How messages name the service: "Cannot reach S3 for ..."."""
+    bucket_noun: ClassVar[str] = "bucket"
+    object_noun: ClassVar[str] = "object"
+
+    _clients: dict[bool, Any] = PrivateAttr(default_factory=dict)
+
+    @abstractmethod
+    def _connect(self, policy: RetryPolicy) -> Any:
+        """A new SDK client (or handle) that retries and times out as ``policy`` says."""
+
+    @abstractmethod
+    def _write(self, name: str, payload: Payload) -> ObjectInfo:
+        """Upload atomically; what the upload's answer says of the new object."""
+
+    @abstractmethod
+    def _read_into(self, name: str, sink: BinaryIO) -> None:
+        """Stream the object into ``sink``."""
+
+    @abstractmethod
+    def _open(self, name: str) -> Any:
+        """A download of the object with ``read(size)`` (and ``close()`` where it holds one)."""
+
+    @abstractmethod
+    def _stat(self, name: str) -> ObjectInfo: ...
+
+    @abstractmethod
+    def _delete(self, name: str) -> None: ...
+
+    @abstractmethod
+    def _list(self, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        """Objects whose names start with ``prefix``, in name order, after ``start_after``."""
+
+    @abstractmethod
+    def _probe(self, client: Any) -> None:
+        """One cheap call on the check ``client`` proving the bucket exists and answers."""
+
+    @abstractmethod
+    def _classify(self, exc: Exception) -> Fault | None:
+        """What the SDK exception ``exc`` reports; None for an exception not of the SDK."""
+
+    @abstractmethod
+    def _advice(self, failure: Failure) -> str:
+        """The fix to suggest for a failure the user can act on (denied, credentials, reach)."""
+
+    def _endpoint_note(self) -> str:
+        """Where requests go, for error messages, when that is not the service's default."""
+        return ""
+
+    def _client(self, for_check: bool = False) -> Any:
+        """The SDK client for normal calls, or for the load-time check; each built once."""
+        if for_check not in self._clients:
+            policy = self.retry.for_check() if for_check else self.retry
+            self._clients[for_check] = self._connect(policy)
+        return self._clients[for_check]
+
+    def _root(self) -> str:
+        return f"{self.prefix}/" if self.prefix else ""
+
+    def _name(self, key: str) -> str:
+        return self._root() + key
+
+    def _key(self, name: str) -> str:
+        return name[len(self._root()) :]
+
+    def _object_uri(self, name: str) -> str:
+        return f"{self.scheme}://{self.bucket}/{name}"
+
+    def uri(self, key: str) -> str:
+        return self._object_uri(self._name(check_key(key)))
+
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+        name = self._name(check_key(key))
+        with self._errors(key, writing=True):
+            written = self._write(name, Payload(data))
+        return replace(written, key=key)
+
+    def download(self, key: str, sink: BinaryIO) -> None:
+        name = self._name(check_key(key))
+        with self._errors(key):
+            self._read_into(name, sink)
+
+    def open(self, key: str) -> BinaryIO:
+        name = self._name(check_key(key))
+        with self._errors(key):
+            stream = self._open(name)
+        return io.BufferedReader(_GuardedStream(self, key, stream), CHUNK_SIZE)
+
+    def stat(self, key: str) -> ObjectInfo:
+        name = self._name(check_key(key))
+        with self._errors(key):
+            info = self._stat(name)
+        return replace(info, key=key)
+
+    def delete(self, key: str) -> None:
+        name = self._name(check_key(key))
+        try:
+            with self._errors(key):
+                self._delete(name)
+        except ObjectNotFoundError:
+            return
+
+    def list(self, prefix: str = "", start_after: str | None = None) -> Iterator[ObjectInfo]:
+        after = self._name(start_after) if start_after is not None else None
+        with self._errors(None):
+            for info in self._list(self._name(prefix), after):
+                yield replace(info, key=self._key(info.key))
+
+    def check(self) -> None:
+        with self._errors(None):
+            self._probe(self._client(for_check=True))
+
+    def _where(self, key: str | None) -> str:
+        place = self._object_uri(self._name(key) if key else self._root())
+        note = self._endpoint_note()
+        return f"{place} (target '{self.target}'{f', {note}' if note else ''})"
+
+    @contextmanager
+    def _errors(self, key: str | None, writing: bool = False) -> Iterator[None]:
+        """Raise SDK exceptions as StorageError; a 404 on a write or a bucket call (no key)
+        means the bucket is missing."""
+        try:
+            yield
+        except Exception as exc:
+            fault = self._classify(exc)
+            if fault is None:
+                raise
+            raise self._error(fault, key, writing) from exc
+
+    def _error(self, fault: Fault, key: str | None, writing: bool) -> StorageError:
+        where = self._where(key)
+        failure = fault.failure
+        if failure is Failure.NOT_FOUND and (key is None or writing):
+            failure = Failure.MISSING_BUCKET
+        match failure:
+            case Failure.NOT_FOUND:
+                return ObjectNotFoundError(f"No {self.object_noun} '{key}' at {where}.")
+            case Failure.MISSING_BUCKET:
+                noun = self.bucket_noun
+                return StorageError(
+                    f"{noun.capitalize()} '{self.bucket}' does not exist: {where}. Create it, "
+                    f"or set DATAOPS_BUCKET (storage.bucket) to an existing {noun}."
+                )
+            case Failure.DENIED:
+                return StorageError(
+                    f"Access denied ({fault.code}) to {where}. {self._advice(failure)}"
+                )
+            case Failure.NO_CREDENTIALS:
+                detail = f": {fault.detail}" if fault.detail else ""
+                return StorageError(
+                    f"No {self.service} credentials for {where}{detail}. {self._advice(failure)}"
+                )
+            case Failure.UNREACHABLE:
+                return StorageError(
+                    f"Cannot reach {self.service} for {where}: {fault.detail}. "
+                    f"{self._advice(failure)}"
+                )
+            case _:
+                return StorageError(
+                    f"{self.service} error {fault.code} for {where}: {fault.detail}"
+                )
+
+
+class _GuardedStream(io.RawIOBase):
+    """An SDK download as a raw stream whose failures are StorageErrors, like every other call."""
+
+    def __init__(self, store: ObjectStore, key: str, download: Any) -> None:
+        self._store = store
+        self._key = key
+        self._download = download
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._store._errors(self._key):
+            data = self._download.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        with self._store._errors(self._key):
+            return self._download.read()
+
+    def close(self) -> None:
+        if not self.closed:
+            release = getattr(self._download, "close", None)
+            if release is not None:
+                release()
+        super().close()
