@@ -185,12 +185,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 "fails the load. Materialise or fix those partitions first.",
                 allow_retries=False,
             )
-        step = context.step_context
-        self._partial.setdefault((step.run_id, step.step.key), {})[name] = {
-            "loaded": len(tables),
-            "missing": missing[:50],
-            "missing_count": len(missing),
-        }
+        self._remember_partial(context, name, len(tables), missing)
         if missing:
             context.log.warning(
                 f"{name}: {len(missing)} of {len(keys)} partitions have no stored data and are "
@@ -198,11 +193,32 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             )
         return _concat(tables).to_pandas(self_destruct=True, split_blocks=True)
 
+    def _remember_partial(
+        self, context: dg.InputContext, name: str, loaded: int, missing: list[str]
+    ) -> None:
+        """Keep what a partial load left out, for the output's metadata of the same step."""
+        step = _step_of(context)
+        if step is not None:
+            self._partial.setdefault(step, {})[name] = {
+                "loaded": loaded,
+                "missing": missing[:50],
+                "missing_count": len(missing),
+            }
+
     def _read(self, key: str) -> pa.Table:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as parquet:
             self.storage.download(key, parquet)
             parquet.seek(0)
             return pq.ParquetFile(parquet, pre_buffer=False).read(use_pandas_metadata=True)
+
+
+def _step_of(context: dg.InputContext) -> tuple[str, str] | None:
+    """(run id, step key) of the step loading the input; None outside a run (a test's context)."""
+    try:
+        step = context.step_context
+    except dg.DagsterInvariantViolationError:
+        return None
+    return step.run_id, step.step.key
 
 
 def _ordered_partitions(context: dg.OutputContext | dg.InputContext) -> list[str]:
