@@ -6,9 +6,12 @@ Key layout, inside the adapter's root (directory, or bucket and prefix)::
     <environment>/<asset key path>/<partition key>.parquet     partitioned
 
 Asset keys start with the owning team (``sales/orders``), so every team's products sit under
-``<environment>/<team>/``. Partition keys are percent-encoded, so a dynamic partition named after a
-landing file (``2026/11/30/orders.csv``) stays one object. Multi-partition loads (a downstream asset
-reading a range or all partitions) come back as one frame, in partition order.
+``<environment>/<team>/``. A partition key is used as it is, its ``/`` separating folders as in
+Dagster's own ``UPathIOManager``: a dynamic partition named after a landing file
+(``2026/11/30/orders.csv``) is ``.../2026/11/30/orders.csv.parquet``, and the adapter's URI encodes
+it once. A partition key that is not a valid storage path (an empty, ``.`` or ``..`` segment) is
+refused when written. Multi-partition loads (a downstream asset reading a range or all
+partitions) come back as one frame, in partition order.
 
 Parquet is written to a local temporary file in row-group slices and then streamed to storage,
 so neither the write nor the upload holds a second full copy of the frame in memory. Reads use
@@ -22,7 +25,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from typing import BinaryIO
-from urllib.parse import quote
 
 import dagster as dg
 import pandas as pd
@@ -40,7 +42,7 @@ def object_key(environment: str, asset_key: dg.AssetKey, partition_key: str | No
     base = "/".join([environment, *asset_key.path])
     if partition_key is None:
         return f"{base}.parquet"
-    return f"{base}/{quote(partition_key, safe='=-_.')}.parquet"
+    return f"{base}/{partition_key}.parquet"
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
