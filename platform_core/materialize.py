@@ -3,12 +3,11 @@
 What ``dataops materialize --all`` (everything) and ``--missing`` (only what was never
 materialised) run, for CI and for enterprise schedulers that can only call a command. Locations
 are ordered by the asset keys they read from each other; within a location, assets run in
-topological order, one run per known partition of partitioned assets, on the
-Dagster instance given (so every run shows in the UI's history). Files in a location's landing
-zones (seeded with the feed's sample files when empty) are found by its landing sensors first, and
-their runs carry the sensor's run keys, so the sensor's daemon does not ingest them again. A
-failed run does not stop the job: what depends on it is skipped, the rest runs, and the summary
-lists every failure.
+topological order, one run per known partition of partitioned assets, on the Dagster instance
+given (so every run shows in the UI's history). Files in a location's landing zones (seeded with
+the feed's sample files when empty) are found by its landing sensors first, and their runs carry
+the sensor's run keys, so the sensor's daemon does not ingest them again. A failed run does not
+stop the job: what depends on it is skipped, the rest runs, and the summary lists every failure.
 """
 
 from __future__ import annotations
@@ -149,7 +148,7 @@ def materialize_all(
             blocked = {key: graph.get(key).parent_keys & unavailable for key in keys}
             runnable = [key for key in keys if not blocked[key]]
             skipped = skipped_assets([key for key in keys if blocked[key]], blocked)
-            outcome = RunOutcome(name, step.partition_key, skipped)
+            outcome = RunOutcome(skipped)
             if runnable:
                 result = job.execute_in_process(
                     instance=instance,

@@ -70,8 +70,6 @@ class Failure:
 class RunOutcome:
     """Everything one run reports."""
 
-    location: str
-    partition_key: str | None
     assets: tuple[AssetOutcome, ...]
     checks: tuple[CheckOutcome, ...] = ()
     failures: tuple[Failure, ...] = ()
@@ -118,9 +116,9 @@ def outcome_of_run(
         if key in materialized:
             event = materialized[key]
             rows = event.materialization.metadata.get("dagster/row_count")
-            status = MATERIALIZED
             row_count = int(rows.value) if rows is not None else None
-            assets.append(AssetOutcome(key, status, row_count, seconds.get(event.step_key or "")))
+            step_seconds = seconds.get(event.step_key or "")
+            assets.append(AssetOutcome(key, MATERIALIZED, row_count, step_seconds))
         elif result.is_node_failed(node):
             assets.append(AssetOutcome(key, FAILED, seconds=_node_seconds(seconds, node)))
         else:
@@ -144,18 +142,12 @@ def outcome_of_run(
         )
         for event in result.get_step_failure_events()
     ]
-    run_failure = result.get_run_failure_event() if not result.success else None
-    if run_failure is not None and not failures:
-        error = run_failure.job_failure_data.error
-        failures.append(
-            Failure(
-                location,
-                _partitioned("FAILED run", partition_key),
-                _innermost(error),
-                result.run_id,
-            )
-        )
-    return RunOutcome(location, partition_key, tuple(assets), checks, tuple(failures))
+    if not result.success and not failures:
+        run_failures = result.filter_events(lambda event: event.is_run_failure)
+        error = run_failures[0].job_failure_data.error if run_failures else None
+        what = _partitioned("FAILED run", partition_key)
+        failures.append(Failure(location, what, _innermost(error), result.run_id))
+    return RunOutcome(tuple(assets), checks, tuple(failures))
 
 
 def skipped_assets(
