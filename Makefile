@@ -1,29 +1,34 @@
 # The two commands a person needs: `make run` (the main job, then the UI, on the local default)
-# and `make test`.
+# and `make test`. uv is the one on PATH, or one scripts/uv.sh installs into .tools/.
 SHELL := /bin/bash
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+UV := $(shell $(CURDIR)/scripts/uv.sh)
+ifeq ($(UV),)
+$(error no uv: scripts/uv.sh could not install one, see its message above)
+endif
+BIN := $(CURDIR)/.venv/bin
+HOST ?= 127.0.0.1
+PORT ?= 3000
 
-.PHONY: run test setup tools lint materialize bench
+.PHONY: run test setup tools lint materialize
 
 setup:
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
 tools: setup
 	bash tests/install-servers.sh
 
+# Only what was never materialised runs, so a second `make run` starts the UI in seconds.
 run: setup
-	mkdir -p "$(DAGSTER_HOME)"
-	$(UV) run dataops materialize --all
-	$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dataops materialize --missing
+	$(BIN)/dg dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 materialize: setup
-	$(UV) run dataops materialize --all
+	$(BIN)/dataops materialize --all
 
 lint: setup
-	$(UV) run ruff check .
-	$(UV) run ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: tools lint
-	$(UV) run pytest
+	$(BIN)/pytest

@@ -3,36 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import dagster as dg
 
 from config import ConfigError, load_deployment
+from config.secrets import masked
+from platform_core.compute_factory import compute_for
+from platform_core.dagster_home import prepare_dagster_home
 from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
 from platform_core.landing import LandingZone
 from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
+from platform_core.run_log import RunLog
 from platform_core.storage_factory import storage_for
-
-DEFAULT_DAGSTER_HOME = ".dagster_home"
-
-
-def dagster_instance() -> dg.DagsterInstance:
-    """The persistent instance under ``DAGSTER_HOME``; a project-local one when it is unset."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).absolute())))
-    home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.get()
 
 
 def _materialize(args: argparse.Namespace) -> int:
-    if not args.all:
-        print("dataops materialize: say --all to materialise every data product.", file=sys.stderr)
-        return 2
-    with dagster_instance() as instance:
-        ok = materialize_all(instance, workspace=Path(args.workspace))
+    home = prepare_dagster_home()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    run_log = RunLog(home / "logs" / f"materialize-{stamp}.log", verbose=args.verbose)
+    with dg.DagsterInstance.get() as instance, run_log.capturing_warnings():
+        ok = materialize_all(
+            instance,
+            Path(args.workspace),
+            only_missing=args.missing,
+            with_samples=args.with_samples,
+            run_log=run_log,
+        )
+    if run_log.path.exists():
+        print(f"Dagster's event log of these runs: {run_log.path}")
     print("all data products materialized" if ok else "materialization failed")
     return 0 if ok else 1
 
@@ -54,14 +57,18 @@ def _land(args: argparse.Namespace) -> int:
 
 
 def _config(_: argparse.Namespace) -> int:
+    """Validate first (adapters built, bucket checked), then print, secret-shaped values masked."""
     deployment = load_deployment()
     storage = storage_for(deployment)
+    compute_for(deployment)
     print(f"target:      {deployment.target}")
     print(f"environment: {deployment.environment}")
-    print(f"storage:     {type(storage).__name__} at {storage.uri('<key>')}")
+    template = unquote(storage.uri(f"{deployment.environment}/<team>/<product>.parquet"))
+    print(f"storage:     {type(storage).__name__} at {template}")
     for section in (deployment.storage, deployment.compute):
         for key in sorted(section.values):
-            print(f"  {section.name}.{key} = {section.values[key]!r}  ({section.source(key)})")
+            value = masked(key, section.values[key])
+            print(f"  {section.name}.{key} = {value!r}  ({section.source(key)})")
     return 0
 
 
@@ -77,7 +84,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     materialize = commands.add_parser(
         "materialize", help="materialise data products of every code location in dependency order"
     )
-    materialize.add_argument("--all", action="store_true", help="every asset, every partition")
+    which = materialize.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every asset, every partition")
+    which.add_argument(
+        "--missing",
+        action="store_true",
+        help="only assets and partitions that have never been materialised",
+    )
+    materialize.add_argument(
+        "--verbose", action="store_true", help="also print Dagster's event stream to stderr"
+    )
+    materialize.add_argument(
+        "--with-samples",
+        action="store_true",
+        help="land the feeds' sample files even outside dev and test (never done otherwise)",
+    )
     materialize.add_argument("--workspace", default=str(WORKSPACE_FILE), help="workspace.yaml")
     materialize.set_defaults(run=_materialize)
     land = commands.add_parser(

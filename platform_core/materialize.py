@@ -1,18 +1,20 @@
 """Materialise every data product of every code location, in dependency order, from one command.
 
-What ``dataops materialize --all`` runs, for CI and for enterprise schedulers that can only call
-a command. Locations are ordered by the asset keys they read from each other; within a location,
-assets run in topological order, one run per known partition of partitioned assets, on the
-Dagster instance given (so every run shows in the UI's history). Files in a location's landing
-zones (seeded with the feed's sample files when empty) are found by its landing sensors first, and
-their runs carry the sensor's run keys, so the sensor's daemon does not ingest them again.
+What ``dataops materialize --all`` (everything) and ``--missing`` (only what was never
+materialised) run, for CI and for enterprise schedulers that can only call a command. Locations
+are ordered by the asset keys they read from each other; within a location, assets run in
+topological order, one run per known partition of partitioned assets, on the Dagster instance
+given (so every run shows in the UI's history). Files in a location's landing zones (seeded with
+the feed's sample files when empty) are found by its landing sensors first, and their runs carry
+the sensor's run keys, so the sensor's daemon does not ingest them again. A failed run does not
+stop the job: what depends on it is skipped, the rest runs, and the summary lists every failure.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 
@@ -23,6 +25,15 @@ from config import ConfigError, load_deployment
 from platform_core.compute_factory import compute_for
 from platform_core.definitions import Team
 from platform_core.feeds import deleted_landing_files, land_samples, register_landed_files
+from platform_core.materialized import MaterializedIndex
+from platform_core.run_log import RunLog
+from platform_core.run_report import (
+    MATERIALIZED,
+    MainJobReport,
+    RunOutcome,
+    outcome_of_run,
+    skipped_assets,
+)
 
 WORKSPACE_FILE = Path(__file__).resolve().parent.parent / "workspace.yaml"
 
@@ -110,41 +121,33 @@ def plan(location: str, defs: dg.Definitions, instance: dg.DagsterInstance) -> I
                 yield Step(location, tuple(keys), partition)
 
 
-def _report(result: dg.ExecuteInProcessResult, echo: Callable[[str], None]) -> None:
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        rows = materialization.metadata.get("dagster/row_count")
-        uri = materialization.metadata.get("dagster/uri")
-        partition = f" [{materialization.partition}]" if materialization.partition else ""
-        echo(
-            f"  materialized {materialization.asset_key.to_user_string()}{partition}: "
-            f"{rows.value if rows else '?'} rows -> {uri.value if uri else '?'}"
-        )
-    for evaluation in result.get_asset_check_evaluations():
-        verdict = "passed" if evaluation.passed else "FAILED"
-        echo(f"  check {evaluation.asset_check_key.to_user_string()}: {verdict}")
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            while error.cause is not None:
-                error = error.cause
-            echo(f"  FAILED step {event.step_key}: {error.message.strip()}")
-
-
 def materialize_all(
     instance: dg.DagsterInstance,
     workspace: Path = WORKSPACE_FILE,
     echo: Callable[[str], None] = print,
+    *,
+    only_missing: bool = False,
     with_samples: bool = False,
+    run_log: RunLog | None = None,
 ) -> bool:
-    """Materialise everything every location defines; False as soon as one run fails.
+    """Materialise what every location defines; True when no run failed.
 
-    Sample files land only in ``dev`` and ``test`` (or with ``with_samples``). A landing file
-    deleted after it was registered is not ingested again: its stored partition stays the source.
+    Every run is attempted: an asset whose unpartitioned upstream did not materialise (failed or
+    skipped) is skipped and said so; independent assets still run. ``only_missing`` runs only
+    assets and partitions the instance has never materialised. The closing summary lists every
+    failure. With ``run_log``, Dagster's event stream goes to its file, not the console.
+
+    A partitioned upstream never blocks a downstream asset, since the IO manager loads the
+    healthy partitions (and fails by its own policy when too many are missing). Sample files
+    land only in ``dev`` and ``test`` (or with ``with_samples``). A landing file deleted after it
+    was registered is not ingested again: its stored partition stays the source.
     """
     compute_for(load_deployment()).check()
     teams = {location.name: location.team() for location in workspace_locations(workspace)}
     definitions = {name: team.definitions() for name, team in teams.items()}
+    report = MainJobReport()
+    index = MaterializedIndex(instance) if only_missing else None
+    unavailable: set[dg.AssetKey] = set()
     for name in _location_order(definitions):
         defs = definitions[name]
         feeds, landing = teams[name].feeds, defs.resources["landing"]
@@ -153,22 +156,37 @@ def materialize_all(
         landed = register_landed_files(feeds, landing, instance)
         gone = deleted_landing_files(feeds, landing, instance)
         job = defs.resolve_implicit_global_asset_job_def()
+        graph = defs.resolve_asset_graph()
         for step in plan(name, defs, instance):
-            keys = ", ".join(key.to_user_string() for key in step.asset_keys)
+            keys = index.missing(step.asset_keys, step.partition_key) if index else step.asset_keys
+            if not keys:
+                continue
             partition = f" [{step.partition_key}]" if step.partition_key else ""
             if step.partition_key in gone:
-                echo(f"{name}: {keys}{partition} skipped: its landing file was deleted")
+                echo(f"{name}: {step.partition_key} skipped: its landing file was deleted")
                 continue
-            echo(f"{name}: {keys}{partition}")
-            result = job.execute_in_process(
-                instance=instance,
-                asset_selection=list(step.asset_keys),
-                partition_key=step.partition_key,
-                tags=landed.get(step.partition_key or ""),
-                raise_on_error=False,
-            )
-            _report(result, echo)
-            if not result.success:
-                echo(f"{name}: run {result.run_id} failed")
-                return False
-    return True
+            title = f"{name}: {', '.join(key.to_user_string() for key in keys)}{partition}"
+            echo(title)
+            blocked = {key: graph.get(key).parent_keys & unavailable for key in keys}
+            runnable = [key for key in keys if not blocked[key]]
+            skipped = skipped_assets([key for key in keys if blocked[key]], blocked)
+            outcome = RunOutcome(skipped)
+            if runnable:
+                result = job.execute_in_process(
+                    instance=instance,
+                    asset_selection=runnable,
+                    partition_key=step.partition_key,
+                    tags=landed.get(step.partition_key or ""),
+                    run_config=run_log.run_config(job) if run_log else None,
+                    raise_on_error=False,
+                )
+                if run_log:
+                    run_log.append_run(instance, result.run_id, title)
+                ran = outcome_of_run(name, step.partition_key, defs, result, instance, runnable)
+                outcome = replace(ran, assets=ran.assets + skipped)
+            report.add(outcome, echo)
+            if step.partition_key is None:
+                unavailable |= {a.asset_key for a in outcome.assets if a.status != MATERIALIZED}
+    for line in report.summary():
+        echo(line)
+    return report.ok

@@ -1,6 +1,7 @@
 """Offline checks for Kubernetes artefacts, with no cluster and no network.
 
-- Helm values against the official Dagster chart's values JSON Schemas (``../shared/dagster-helm``).
+- Helm values against the official Dagster chart's values JSON Schemas, kept
+  in ``deploy/helm/schemas/`` (exact copies; that folder's README names their upstream).
   Their remote ``$ref``s to ``kubernetesjsonschema.dev/v1.18.0/_definitions.json`` resolve to the
   strict Kubernetes 1.30 definitions that ``kubernetes-validate`` ships (unknown fields in
   Kubernetes types are errors); any other remote reference fails instead of being fetched.
@@ -29,7 +30,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HELM_SCHEMAS = REPO_ROOT.parent / "shared" / "dagster-helm"
+HELM_SCHEMAS = REPO_ROOT / "deploy" / "helm" / "schemas"
 CHART_SCHEMA = HELM_SCHEMAS / "values.schema.json"
 USER_DEPLOYMENTS_SCHEMA = HELM_SCHEMAS / "user-deployments.values.schema.json"
 KUBERNETES_VERSION = "1.30.0"

@@ -8,7 +8,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import dagster as dg
 import pytest
@@ -190,7 +189,9 @@ def test_a_materialization_launched_from_the_ui_succeeds(
         time.sleep(1)
     assert status == "SUCCESS"
     raw = home / "storage" / "dev" / "sales" / "raw_orders"
-    assert [path.name for path in raw.iterdir()] == [f"{quote(partition, safe='=-_.')}.parquet"]
+    assert [str(path.relative_to(raw)) for path in raw.rglob("*.parquet")] == [
+        f"{partition}.parquet"
+    ]
 
 
 def test_a_person_sees_lineage_across_teams_in_the_browser(webserver: str, tmp_path: Path) -> None:
