@@ -7,6 +7,10 @@ ifeq ($(UV),)
 $(error no uv: scripts/uv.sh could not install one, see its message above)
 endif
 BIN := $(CURDIR)/.venv/bin
+# The sales location pseudonymises share views with a key from its environment. Locally it is a
+# random key made once in .dataops/ (git-ignored, mode 600); deployments take it from the secret store.
+DEV_KEY := $(CURDIR)/.dataops/dev-pseudonym.key
+export DATAOPS_PSEUDONYM_KEY ?= $(shell mkdir -p $(CURDIR)/.dataops && ([ -s $(DEV_KEY) ] || (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > $(DEV_KEY))) && cat $(DEV_KEY))
 HOST ?= 127.0.0.1
 PORT ?= 3000
 

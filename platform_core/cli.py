@@ -15,6 +15,7 @@ from config import ConfigError, load_deployment
 from config.secrets import masked
 from platform_core.compute_factory import compute_for
 from platform_core.dagster_home import prepare_dagster_home
+from platform_core.governance.commands import add_commands as add_governance_commands
 from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
 from platform_core.landing import LandingZone
 from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
@@ -113,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     images.add_argument("--tag", default=DEFAULT_TAG)
     images.add_argument("--no-push", dest="push", action="store_false")
     images.set_defaults(run=_images)
+    add_governance_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
@@ -23,6 +24,11 @@ from config import ConfigError, Deployment, load_deployment
 from platform_core.compute_factory import compute_for
 from platform_core.feeds import LandingFeed
 from platform_core.governance import require_ownership
+from platform_core.governance.access import AccessDenied
+from platform_core.governance.guard import AccessGuard
+from platform_core.governance.policy import POLICY_DIR, POLICY_DIR_VARIABLE
+from platform_core.governance.products import check_own_products
+from platform_core.governance.share_views import share_view_assets
 from platform_core.io_manager import DataProductIOManager
 from platform_core.landing import LandingZone
 from platform_core.storage_factory import storage_for
@@ -44,29 +50,58 @@ class Team:
     sensors: Sequence[dg.SensorDefinition] = ()
     schedules: Sequence[dg.ScheduleDefinition] = ()
 
-    def definitions(self, deployment: Deployment | None = None) -> dg.Definitions:
+    def definitions(
+        self, deployment: Deployment | None = None, policy_dir: Path | None = None
+    ) -> dg.Definitions:
         """The team's ``Definitions`` for ``deployment`` (by default, the environment's).
 
         Everything is resolved and validated here: a bad setting, an unreachable bucket, an
-        unowned data product or a feed without its product stops the load with one clear
-        message, so no run can start on a broken configuration. Teams get no raw storage: asset
-        code reaches data only through the IO manager, the landing zone and ``pipes``.
+        unowned data product, a feed without its product, a policy that does not hold, an
+        upstream the team may not read or a missing pseudonymisation key stops the load with
+        one clear message, so no run can start on a broken configuration. Teams get no raw
+        storage: asset code reaches data only through the IO manager, the landing zone and
+        ``pipes``, each enforcing the access policy for this team.
         """
         deployment = deployment or load_deployment()
+        policy_dir = policy_dir or Path(deployment.variable(POLICY_DIR_VARIABLE) or POLICY_DIR)
         require_ownership(self.name, self.assets)
         self._check_feeds()
+        guard = AccessGuard(
+            team=self.name, environment=deployment.environment, policy_dir=str(policy_dir)
+        )
+        policy, manifest = guard.loaded()
+        check_own_products(self.name, self.assets, manifest)
+        for key in self.upstream:
+            try:
+                guard.check_read(key.to_user_string())
+            except AccessDenied as exc:
+                raise ConfigError(
+                    f"Team '{self.name}' declares an upstream it may not read. {exc}"
+                ) from exc
+        views = share_view_assets(self.name, policy, manifest)
+        for view in views:
+            for key_env in _key_variables(view):
+                if not deployment.variable(key_env):
+                    raise ConfigError(
+                        f"{key_env} is not set: team '{self.name}' pseudonymises the share view "
+                        f"{view.key.to_user_string()} with it. Set it to a random secret of at "
+                        "least 32 bytes in this location's environment only (from the secret "
+                        "store), never in a file."
+                    )
         storage = storage_for(deployment)
         compute = compute_for(deployment)
         return dg.Definitions(
-            assets=[*self.assets, *(dg.AssetSpec(key) for key in self.upstream)],
+            assets=[*self.assets, *views, *(dg.AssetSpec(key) for key in self.upstream)],
             asset_checks=[*self.asset_checks, *(feed.quarantine_check() for feed in self.feeds)],
             sensors=[*(feed.sensor() for feed in self.feeds), *self.sensors],
             schedules=self.schedules,
             resources={
                 "io_manager": DataProductIOManager(
-                    storage=storage, environment=deployment.environment
+                    storage=storage, environment=deployment.environment, guard=guard
                 ),
-                "landing": LandingZone(storage=storage, environment=deployment.environment),
+                "landing": LandingZone(
+                    storage=storage, environment=deployment.environment, guard=guard
+                ),
                 "pipes": compute.pipes_resource(self.name),
             },
             executor=compute.executor(self.name, self.assets),
@@ -90,3 +125,9 @@ class Team:
                     f"{where}: {feed.product_key.to_user_string()} must be partitioned by the "
                     "feed's files. Declare it with partitions_def=<feed>.partitions."
                 )
+
+
+def _key_variables(view: dg.AssetsDefinition) -> list[str]:
+    """The pseudonymisation key variables a share view needs (none if it only drops or filters)."""
+    spec = next(iter(view.specs))
+    return [spec.metadata["dataops/key_env"]] if "dataops/key_env" in spec.metadata else []

@@ -6,11 +6,16 @@ Key layout, inside the adapter's root (directory, or bucket and prefix)::
     <environment>/<asset key path>/<partition key>.parquet     partitioned
 
 Asset keys start with the owning team (``sales/orders``), so every team's products sit under
-``<environment>/<team>/``. Partition keys are percent-encoded, so a dynamic partition named after a
-landing file (``2026/11/30/orders.csv``) stays one object; a key whose encoding is longer than
-200 bytes (file systems refuse names above 255) is stored under its readable start and its
-SHA-256, and the original key is recorded as ``dataops/partition_key``. Multi-partition loads (a
-downstream asset reading a range or all partitions) come back as one frame, in partition order.
+``<environment>/<team>/``. A partition key is used as a path, its ``/`` separating folders as in
+Dagster's own ``UPathIOManager``: a dynamic partition named after a landing file
+(``2026/11/30/orders.csv``) is ``.../2026/11/30/orders.csv.parquet``, so its URI is encoded once.
+Only keys every backend stores safely are used as they are: each segment starts with a letter or
+digit, holds letters, digits, spaces and ``._=+@,-``, is at most 200 bytes and does not end in
+``.parquet`` (which could collide with another partition's file). Any other key (``..``, a hidden
+or empty segment, ``%``, control characters, a 300-character file name) is stored under one
+name, its readable start and its SHA-256 joined by ``~`` (which no key stored as-is contains),
+and the original is recorded as ``dataops/partition_key``. Multi-partition loads (a downstream
+asset reading a range or all partitions) come back as one frame, in partition order.
 
 Parquet is written to a local temporary file in row-group slices and then streamed to storage,
 so neither the write nor the upload holds a second full copy of the frame in memory. Reads use
@@ -22,10 +27,10 @@ The adapter's atomic ``put`` means a failed write leaves the previous version re
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Sequence
 from typing import BinaryIO
-from urllib.parse import quote
 
 import dagster as dg
 import pandas as pd
@@ -34,53 +39,48 @@ import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter
+from platform_core.governance.guard import AccessGuard
 
 ROW_GROUP_ROWS = 1_000_000
 SPOOL_BYTES = 64 * 1024 * 1024
 MAX_SEGMENT_BYTES = 200
+MAX_KEY_BYTES = 800
 READABLE_CHARACTERS = 140
+SAFE_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._=+@,-]*")
 MAX_MISSING_FRACTION = 0.5
 
 
 def object_key(environment: str, asset_key: dg.AssetKey, partition_key: str | None = None) -> str:
     """The storage key of one data product (or one partition of it).
 
-    A partition key becomes one percent-encoded path segment (``partition_segment``); one too
-    long for every backend to store as-is is mapped to a safe name, and the IO manager records
-    the original as ``dataops/partition_key``.
+    A partition key becomes a path under the product's folder (``partition_path``); one that
+    not every backend stores safely is mapped to one safe name, and the IO manager records the
+    original as ``dataops/partition_key``.
     """
     base = "/".join([environment, *asset_key.path])
     if partition_key is None:
         return f"{base}.parquet"
-    return f"{base}/{partition_segment(partition_key)}.parquet"
+    return f"{base}/{partition_path(partition_key)}.parquet"
 
 
 def stored_as_is(partition_key: str) -> bool:
-    """Whether the partition's object name is its key, percent-encoded (and so decodes to it)."""
-    return len(_encoded(partition_key)) <= MAX_SEGMENT_BYTES
+    """Whether the partition's object path is its key, unchanged."""
+    segments = partition_key.split("/")
+    return len(partition_key.encode()) <= MAX_KEY_BYTES and all(
+        SAFE_SEGMENT.fullmatch(segment)
+        and len(segment.encode()) <= MAX_SEGMENT_BYTES
+        and not segment.endswith(".parquet")
+        for segment in segments
+    )
 
 
-def partition_segment(partition_key: str) -> str:
-    """One partition's object name, without extension.
-
-    The percent-encoded key, or for a longer one its first encoded characters (never cutting an
-    escape) and the SHA-256 of the key. Those names are over 200 bytes, so they never equal a key
-    stored as-is.
-    """
-    encoded = _encoded(partition_key)
+def partition_path(partition_key: str) -> str:
+    """One partition's object path under its product's folder, without extension."""
     if stored_as_is(partition_key):
-        return encoded
-    readable = encoded[:READABLE_CHARACTERS]
-    escape = readable.find("%", len(readable) - 2)
-    if escape != -1:
-        readable = readable[:escape]
-    return f"{readable}-{hashlib.sha256(partition_key.encode()).hexdigest()}"
-
-
-def _encoded(partition_key: str) -> str:
-    """Percent-encoded, a leading dot too: no partition becomes a hidden file."""
-    encoded = quote(partition_key, safe="=-_.")
-    return f"%2E{encoded[1:]}" if encoded.startswith(".") else encoded
+        return partition_key
+    readable = re.sub(r"[^A-Za-z0-9._=-]+", "_", partition_key)[:READABLE_CHARACTERS]
+    readable = re.sub(r"^[^A-Za-z0-9]+", "", readable) or "key"
+    return f"{readable}~{hashlib.sha256(partition_key.encode()).hexdigest()}"
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -116,6 +116,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
 
     storage: StorageAdapter
     environment: str
+    guard: AccessGuard | None = None
 
     _partial: dict[tuple[str, str], dict[str, dict]] = PrivateAttr(default_factory=dict)
 
@@ -134,6 +135,9 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 f"{type(obj).__name__}; data products return a pandas DataFrame."
             )
         keys = self._keys(context)
+        if self.guard is not None:
+            for key in keys:
+                self.guard.check_write(context.asset_key.to_user_string(), key)
         if len(keys) != 1:
             raise ValueError(
                 f"Data product {context.asset_key.to_user_string()} was asked to write "
@@ -168,6 +172,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         records how many were loaded and which were missing (``dataops/upstream_partitions``).
         The load fails only when none exists, or more than half are missing.
         """
+        if self.guard is not None:
+            self.guard.check_read(context.asset_key.to_user_string())
         keys = self._keys(context)
         if len(keys) == 1:
             return self._read(keys[0]).to_pandas(self_destruct=True, split_blocks=True)

@@ -38,12 +38,11 @@ import pandas as pd
 
 from adapters.storage.base import ObjectInfo, StorageAdapter
 from platform_core.contract import ContractViolation, read_contracted_csv
+from platform_core.governance.guard import AccessGuard
+from platform_core.layout import LANDING_ROOT, QUARANTINE_ROOT
 
 if TYPE_CHECKING:
     from platform_core.feeds import LandingFeed
-
-LANDING_ROOT = "landing"
-QUARANTINE_ROOT = "quarantine"
 
 
 def feed_prefix(environment: str, team: str, feed: str) -> str:
@@ -66,6 +65,7 @@ class LandingZone(dg.ConfigurableResource):
 
     storage: StorageAdapter
     environment: str
+    guard: AccessGuard | None = None
 
     def prefix(self, team: str, feed: str) -> str:
         """The folder (ending in ``/``) of one feed of one team."""
@@ -86,6 +86,8 @@ class LandingZone(dg.ConfigurableResource):
 
     def list(self, team: str, feed: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
         """The feed's files in key order (so in landing order), after ``start_after``; lazy."""
+        if self.guard is not None:
+            self.guard.check_feed(team, feed)
         return self.storage.list(self.prefix(team, feed), start_after=start_after)
 
     def read_frame(self, key: str, feed: LandingFeed) -> pd.DataFrame:
@@ -98,6 +100,8 @@ class LandingZone(dg.ConfigurableResource):
         outside this environment's folder of ``feed`` is refused, so a run never reads another
         environment's or another feed's files.
         """
+        if self.guard is not None:
+            self.guard.check_feed(feed.team, feed.name)
         root = self.prefix(feed.team, feed.name)
         if not key.startswith(root):
             raise ValueError(f"{key!r} is not a file of the landing feed {root!r}.")

@@ -28,12 +28,19 @@ from config import TARGETS
 DATAOPS_VARIABLES = ("DATAOPS_", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR_HOST")
 
 
+TEST_PSEUDONYM_KEY = "test-only-pseudonym-key-0123456789abcdef"
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees deployment variables from the shell that started pytest."""
+    """No test sees deployment variables from the shell that started pytest.
+
+    Every test runs as an owner location does: with a pseudonymisation key in its environment.
+    """
     for name in list(os.environ):
         if name.startswith(DATAOPS_VARIABLES):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("DATAOPS_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
 
 
 @pytest.fixture
@@ -54,3 +61,16 @@ def use_target(
     for name, value in target_env.items():
         monkeypatch.setenv(name, value)
     yield target_env
+
+
+def write_policy(folder: Path, teams: list, access: str = "grants: []\n") -> Path:
+    """A policy folder for test-only teams: their product manifest and ``access`` as the policy."""
+    from platform_core.governance.products import products_of, render
+
+    folder.mkdir(parents=True, exist_ok=True)
+    products = {}
+    for team in teams:
+        products.update(products_of(team.assets))
+    (folder / "products.yaml").write_text(render(products))
+    (folder / "access.yaml").write_text(access)
+    return folder

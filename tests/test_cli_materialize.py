@@ -11,6 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from conftest import write_policy
+from locations.failing import team as broken
 
 from assets.sales.sample_data import SAMPLE_LANDINGS, orders_file
 from platform_core.cli import main
@@ -41,6 +43,7 @@ def dataops(args: list[str], env: dict[str, str], home: Path) -> subprocess.Comp
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DAGSTER_HOME": str(home),
         "PYTHONPATH": str(TESTS),
+        "DATAOPS_PSEUDONYM_KEY": os.environ["DATAOPS_PSEUDONYM_KEY"],
         **env,
     }
     return subprocess.run(
@@ -134,8 +137,11 @@ def test_every_failure_is_reported_and_independent_runs_go_on(
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(FAILING_WORKSPACE)
     home = tmp_path / "home"
+    policy = write_policy(tmp_path / "policy", [broken])
     result = dataops(
-        ["materialize", "--all", "--verbose", "--workspace", str(workspace)], local, home
+        ["materialize", "--all", "--verbose", "--workspace", str(workspace)],
+        {**local, "DATAOPS_POLICY_DIR": str(policy)},
+        home,
     )
     assert result.returncode == 1
     lines = result.stdout.splitlines()

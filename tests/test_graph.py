@@ -12,6 +12,8 @@ import pandas as pd
 import pandas.testing as pdt
 import pyarrow.parquet as pq
 import pytest
+from conftest import write_policy
+from locations.failing import team as broken
 
 from assets.sales.assets import ORDERS_FEED
 from assets.sales.sample_data import SAMPLE_LANDINGS, orders_file
@@ -73,7 +75,8 @@ def test_whole_graph_materialises_and_reads_back(local: dict[str, str]) -> None:
         runs = instance.get_runs()
         partitions = instance.get_dynamic_partitions(ORDERS_FEED.partitions.name)
     assert partitions == SAMPLE_FILES
-    assert len(runs) == len(SAMPLE_FILES) + 1 + 1 + 1 + 3
+    # raw files, sales products, sales share views, two analytics levels, three regions
+    assert len(runs) == len(SAMPLE_FILES) + 1 + 1 + 1 + 1 + 3
     assert all(run.is_success for run in runs)
     ingested = [
         run for run in runs if run.tags.get("dagster/sensor_name") == "sales_orders_landing"
@@ -114,6 +117,7 @@ def cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.Complete
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DAGSTER_HOME": str(home),
         "PYTHONPATH": str(TESTS),
+        "DATAOPS_PSEUDONYM_KEY": os.environ["DATAOPS_PSEUDONYM_KEY"],
         **env,
     }
     return subprocess.run(
@@ -149,7 +153,12 @@ def test_cli_exits_nonzero_when_a_run_fails(local: dict[str, str], tmp_path: Pat
         "load_from:\n  - python_module:\n      module_name: locations.failing\n"
         "      location_name: broken\n"
     )
-    result = cli(["materialize", "--all", "--workspace", str(workspace)], local, tmp_path / "home")
+    policy = write_policy(tmp_path / "policy", [broken])
+    result = cli(
+        ["materialize", "--all", "--workspace", str(workspace)],
+        {**local, "DATAOPS_POLICY_DIR": str(policy)},
+        tmp_path / "home",
+    )
     assert result.returncode == 1
     assert "FAILED step broken__explodes: RuntimeError: upstream system is down" in result.stdout
     assert "materialization failed" in result.stdout

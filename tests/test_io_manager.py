@@ -191,15 +191,54 @@ def test_dynamic_partitions_named_after_files(storage: LocalStorage, resources: 
         assert dg.materialize(
             [landed], partition_key=key, resources=resources, instance=instance
         ).success
-    stored = sorted(p.name for p in Path(storage.root, "test", "team", "landed").iterdir())
+    landed_root = Path(storage.root, "test", "team", "landed")
+    stored = sorted(str(p.relative_to(landed_root)) for p in landed_root.rglob("*.parquet"))
     assert stored == [
-        "landing%2F2026%2F11%2F30%2Forders%201.csv.parquet",
-        "landing%2F2026%2F11%2F30%2Forders-2.csv.parquet",
+        "landing/2026/11/30/orders 1.csv.parquet",
+        "landing/2026/11/30/orders-2.csv.parquet",
     ]
     assert dg.materialize(
         [landed, all_landed], selection=[all_landed], resources=resources, instance=instance
     ).success
     assert load(storage, all_landed.key)["file"].tolist() == keys
+
+
+def test_partition_uri_is_encoded_once_and_opens(storage: LocalStorage, resources: dict) -> None:
+    files = dg.DynamicPartitionsDefinition(name="landed_files")
+    key = "dev/landing/sales/orders/2026/11/30/orders 1.csv"
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("landed_files", [key])
+
+    @dg.asset(key_prefix="team", partitions_def=files)
+    def landed(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        return pd.DataFrame({"file": [context.partition_key]})
+
+    result = dg.materialize([landed], partition_key=key, resources=resources, instance=instance)
+    uri = result.get_asset_materialization_events()[0].materialization.metadata["dagster/uri"]
+    assert uri.value.endswith(
+        "/test/team/landed/dev/landing/sales/orders/2026/11/30/orders%201.csv.parquet"
+    )
+    assert "%25" not in uri.value and "%2F" not in uri.value
+    assert pd.read_parquet(uri.value)["file"].tolist() == [key]
+
+
+def test_a_partition_key_that_is_no_safe_path_stays_inside(
+    storage: LocalStorage, resources: dict
+) -> None:
+    sneaky = dg.StaticPartitionsDefinition(["../../outside"])
+
+    @dg.asset(key_prefix="team", partitions_def=sneaky)
+    def escaping() -> pd.DataFrame:
+        return pd.DataFrame({"a": [1]})
+
+    result = dg.materialize([escaping], partition_key="../../outside", resources=resources)
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["dataops/partition_key"].value == "../../outside"
+    [stored] = Path(storage.root, "test", "team", "escaping").iterdir()
+    assert (
+        stored.name.startswith("outside~")
+        and not Path(storage.root).parent.joinpath("outside.parquet").exists()
+    )
 
 
 def test_failed_write_keeps_previous_version(storage: LocalStorage, resources: dict) -> None:

@@ -4,10 +4,12 @@ import dagster as dg
 import pandas as pd
 
 from platform_core.data_product import data_product
+from platform_core.governance.access import share_view_key
 
 TEAM = "analytics"
 SALES_ORDERS_KEY = dg.AssetKey(["sales", "orders"])
 SALES_ORDERS = dg.AssetIn(key=SALES_ORDERS_KEY)
+SALES_CUSTOMERS_KEY = dg.AssetKey(share_view_key("sales/customers", TEAM).split("/"))
 REGIONS = {
     "emea": ["DE", "FR", "NL", "ES", "IT"],
     "amer": ["US", "CA", "BR"],
@@ -57,5 +59,27 @@ def regional_daily_revenue(context: dg.AssetExecutionContext, orders: pd.DataFra
         .groupby(["day", "channel"], observed=True, sort=True)
         .agg(revenue=("net_amount", "sum"))
         .round({"revenue": 2})
+        .reset_index()
+    )
+
+
+@data_product(
+    team=TEAM,
+    classification="internal",
+    ins={
+        "customer_value": dg.AssetIn(key=[TEAM, "customer_value"]),
+        "customers": dg.AssetIn(key=SALES_CUSTOMERS_KEY),
+    },
+)
+def customer_reach(customer_value: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """Per country: customers with revenue and distinct contacts, joined on sales' share view.
+
+    The view carries each customer's email as a pseudonym, never the address: distinct
+    pseudonyms count distinct contacts, and the join needs no personal data.
+    """
+    joined = customer_value.merge(customers[["customer_id", "email"]], on="customer_id")
+    return (
+        joined.groupby("country", sort=True)
+        .agg(customers=("customer_id", "nunique"), contacts=("email", "nunique"))
         .reset_index()
     )

@@ -11,9 +11,10 @@ team = Team(
         assets.revenue_by_country,
         assets.customer_value,
         assets.regional_daily_revenue,
+        assets.customer_reach,
         scoring.customer_scores,
     ],
-    upstream=[assets.SALES_ORDERS_KEY],
+    upstream=[assets.SALES_ORDERS_KEY, assets.SALES_CUSTOMERS_KEY],
     asset_checks=[checks.revenue_is_complete],
 )
 

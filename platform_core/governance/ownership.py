@@ -13,7 +13,7 @@ from enum import StrEnum
 import dagster as dg
 
 from config import ConfigError
-from platform_core.landing import LANDING_ROOT, QUARANTINE_ROOT
+from platform_core.layout import RESERVED
 
 CLASSIFICATION_TAG = "dataops/classification"
 
@@ -32,7 +32,7 @@ def team_owner(team: str) -> str:
 def require_ownership(team: str, assets: Iterable[dg.AssetsDefinition]) -> None:
     """Every asset of the team's location is keyed, owned and classified the platform's way."""
     allowed = ", ".join(c.value for c in Classification)
-    if team in (LANDING_ROOT, QUARANTINE_ROOT):
+    if team in RESERVED:
         raise ConfigError(
             f"Team name '{team}' is reserved: '<environment>/{team}/' holds the platform's "
             f"{team} records. Name the team (its package under assets/) differently."
