@@ -9,6 +9,7 @@ import dagster as dg
 from platform_core.governance import require_ownership
 from platform_core.io_manager import DataProductIOManager
 from platform_core.landing import LandingZone
+from platform_core.lineage.sensor import lineage_sensor
 from platform_core.settings import Deployment, load_deployment
 from platform_core.targets import compute_for, storage_for
 
@@ -38,7 +39,7 @@ def build_team_definitions(
     return dg.Definitions(
         assets=[*assets, *(dg.AssetSpec(key) for key in upstream)],
         asset_checks=asset_checks,
-        sensors=sensors,
+        sensors=[*sensors, lineage_sensor(team, assets, upstream, deployment)],
         schedules=schedules,
         resources={
             "storage": storage,

@@ -20,6 +20,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from platform_core.lineage.emit import emit_run_lineage
 from platform_core.sensors import land_samples, register_landed_files
 from platform_core.settings import ConfigError
 
@@ -147,6 +148,7 @@ def materialize_all(
                 raise_on_error=False,
             )
             _report(result, echo)
+            emit_run_lineage(instance, result.run_id, defs.resolve_all_asset_specs())
             if not result.success:
                 echo(f"{name}: run {result.run_id} failed")
                 return False

@@ -24,6 +24,7 @@ import yaml
 
 TARGETS = ("local", "onprem", "aws", "azure", "gcp")
 ENVIRONMENTS = ("dev", "test", "preprod", "prod")
+SECTIONS = ("storage", "compute", "lineage")
 
 DEFAULT_CONFIG_DIR = Path(__file__).parent / "deployments"
 
@@ -41,6 +42,7 @@ SECRET_WORDS = (
     "sas_token",
     "token",
     "private_key",
+    "api_key",
 )
 
 
@@ -82,6 +84,7 @@ class Deployment:
     storage: Section
     compute: Section
     config_dir: Path = field(default=DEFAULT_CONFIG_DIR)
+    lineage: Section = field(default_factory=lambda: Section("lineage", {}, {}))
 
     def as_env(self) -> dict[str, str]:
         """The variables that make another process (a step pod) resolve this same deployment."""
@@ -107,10 +110,10 @@ def _read_layer(path: Path) -> dict[str, Any]:
             f"not a {type(data).__name__}. Fix the top level of that file."
         )
     for section, values in data.items():
-        if section not in ("storage", "compute"):
+        if section not in SECTIONS:
             raise ConfigError(
                 f"Settings file {path} has an unknown section '{section}'. "
-                "Known sections: storage, compute."
+                f"Known sections: {', '.join(SECTIONS)}."
             )
         if not isinstance(values, dict):
             raise ConfigError(
@@ -129,8 +132,8 @@ def _read_layer(path: Path) -> dict[str, Any]:
 def _merge(
     layers: list[tuple[str, dict[str, Any]]],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
-    values: dict[str, dict[str, Any]] = {"storage": {}, "compute": {}}
-    sources: dict[str, dict[str, str]] = {"storage": {}, "compute": {}}
+    values: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    sources: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
     for origin, layer in layers:
         for section, entries in layer.items():
             for key, value in entries.items():
@@ -147,10 +150,10 @@ def _env_layer(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
             section, key = ENV_ALIASES[name]
         elif name.startswith(GENERIC_ENV_PREFIX):
             parts = name[len(GENERIC_ENV_PREFIX) :].lower().split("__")
-            if len(parts) != 2 or parts[0] not in ("storage", "compute"):
+            if len(parts) != 2 or parts[0] not in SECTIONS:
                 raise ConfigError(
                     f"Environment variable {name} does not name a setting. "
-                    "Use DATAOPS__STORAGE__<KEY> or DATAOPS__COMPUTE__<KEY>."
+                    "Use DATAOPS__<SECTION>__<KEY> with a section of: " + ", ".join(SECTIONS) + "."
                 )
             section, key = parts
             value = yaml.safe_load(value) if value else value
@@ -203,4 +206,5 @@ def load_deployment(
         storage=Section("storage", values["storage"], sources["storage"]),
         compute=Section("compute", values["compute"], sources["compute"]),
         config_dir=config_dir,
+        lineage=Section("lineage", values["lineage"], sources["lineage"]),
     )
