@@ -26,14 +26,10 @@ def lineage_dir(instance: dg.DagsterInstance) -> Path:
     return Path(instance.root_directory) / LINEAGE_DIR
 
 
-def store_run(
-    instance: dg.DagsterInstance,
-    run_id: str,
-    specs: Iterable[dg.AssetSpec],
-    deployment: Deployment,
-    resend: bool = False,
+def run_events(
+    instance: dg.DagsterInstance, run_id: str, specs: Iterable[dg.AssetSpec], deployment: Deployment
 ) -> list[dict]:
-    """Build a run's events and add them to the outbox; returns the events."""
+    """A run's OpenLineage events so far, rebuilt from the event log."""
     from platform_core.lineage.events import LineageContext, build_run_events, specs_by_key
     from platform_core.lineage.facets import Residency
 
@@ -42,7 +38,18 @@ def store_run(
         residency=Residency(**residency(deployment)),
         specs=specs_by_key(specs),
     )
-    events = build_run_events(instance, run_id, context)
+    return build_run_events(instance, run_id, context)
+
+
+def store_run(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    specs: Iterable[dg.AssetSpec],
+    deployment: Deployment,
+    resend: bool = False,
+) -> list[dict]:
+    """Build a run's events and add them to the outbox (``resend``: even those sent before)."""
+    events = run_events(instance, run_id, specs, deployment)
     Outbox(lineage_dir(instance)).add(run_id, events, resend=resend)
     return events
 
