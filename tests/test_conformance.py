@@ -23,6 +23,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from lineage_checks import check_lineage
 
 from platform_core.materialize import materialize_all, workspace_locations
 from platform_core.settings import load_deployment
@@ -119,3 +120,4 @@ def test_same_graph_same_data_on_every_target(
             assert uri.startswith(URI_SCHEMES[target]), uri
             if target != "local":
                 assert use_target["DATAOPS_BUCKET"] in uri
+        check_lineage(home, use_target, instance)

@@ -153,7 +153,8 @@ def test_lineage_crosses_locations_in_the_ui(webserver: str) -> None:
 def test_the_landing_sensor_is_listed_and_running(webserver: str) -> None:
     sensors = graphql(webserver, SENSORS)["sensorsOrError"]["results"]
     assert {s["name"]: s["sensorState"]["status"] for s in sensors} == {
-        "sales_orders_landing": "RUNNING"
+        "sales_orders_landing": "RUNNING",
+        "sales_lineage": "RUNNING",
     }
 
 
