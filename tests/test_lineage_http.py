@@ -8,14 +8,12 @@ event log yields must arrive at least once, in order per run, with the key from 
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
+from lineage_catalog import API_KEY, Catalog
 from lineage_checks import runs_of
 from servers import free_port
 
@@ -23,48 +21,6 @@ from platform_core.lineage.emit import lineage_dir, run_events
 from platform_core.lineage.outbox import Outbox, event_key
 from platform_core.materialize import materialize_all, workspace_locations
 from platform_core.settings import load_deployment
-
-API_KEY = "test-lineage-key-7f3a"
-
-
-class Catalog:
-    """Records each event POSTed to ``/api/v1/lineage``; can be stopped, restarted or failing."""
-
-    def __init__(self, port: int) -> None:
-        self.port, self.received, self.refused = port, [], 0
-        self.failing, self.phase = False, "up"
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self, phase: str, failing: bool = False) -> None:
-        catalog = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                authorized = self.headers.get("Authorization") == f"Bearer {API_KEY}"
-                if self.path != "/api/v1/lineage" or not authorized:
-                    self.send_response(404 if authorized else 401)
-                elif catalog.failing:
-                    catalog.refused += 1
-                    self.send_response(503)
-                else:
-                    catalog.received.append((catalog.phase, json.loads(body)))
-                    self.send_response(201)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.phase, self.failing = phase, failing
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
 
 @pytest.fixture

@@ -90,8 +90,12 @@ class Outbox:
             db.executemany(
                 "INSERT OR IGNORE INTO events (run_id, event_key, body) VALUES (?, ?, ?)", rows
             )
+            added = db.total_changes - before - deleted
+            db.execute(
+                "DELETE FROM events WHERE sent_at < ?", (time.time() - KEEP_SENT_DAYS * 86_400,)
+            )
             db.execute("COMMIT")
-            return db.total_changes - before - deleted
+            return added
 
     def pending(self) -> int:
         with self._connect() as db:
@@ -110,6 +114,7 @@ class Outbox:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _deliver_locked(self, send: Callable[[dict[str, Any]], None]) -> Delivery:
+        """Marks are committed once per batch: a crash in between only means sending again."""
         sent = 0
         with self._connect() as db:
             while True:
@@ -119,17 +124,19 @@ class Outbox:
                 ).fetchall()
                 if not rows:
                     break
-                for seq, body in rows:
-                    try:
+                db.execute("BEGIN")
+                try:
+                    for seq, body in rows:
                         send(json.loads(body))
-                    except Exception as exc:  # any transport failure: keep the event for later
-                        pending = db.execute(
-                            "SELECT COUNT(*) FROM events WHERE sent_at IS NULL"
-                        ).fetchone()[0]
-                        return Delivery(sent, pending, f"{type(exc).__name__}: {exc}")
-                    db.execute("UPDATE events SET sent_at = ? WHERE seq = ?", (time.time(), seq))
-                    sent += 1
-            db.execute(
-                "DELETE FROM events WHERE sent_at < ?", (time.time() - KEEP_SENT_DAYS * 86_400,)
-            )
+                        db.execute(
+                            "UPDATE events SET sent_at = ? WHERE seq = ?", (time.time(), seq)
+                        )
+                        sent += 1
+                except Exception as exc:  # any transport failure: keep the event for later
+                    db.execute("COMMIT")
+                    pending = db.execute(
+                        "SELECT COUNT(*) FROM events WHERE sent_at IS NULL"
+                    ).fetchone()[0]
+                    return Delivery(sent, pending, f"{type(exc).__name__}: {exc}")
+                db.execute("COMMIT")
         return Delivery(sent, 0)
