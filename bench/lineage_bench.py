@@ -12,7 +12,8 @@ emission ``dataops materialize`` makes (``emit_run_lineage``):
 
 Printed per mode: median run time, median emission time, the ratio of run + emission to the
 baseline's, and emission alone over the baseline run (the run itself is the same in every mode,
-so this is the overhead free of run-to-run noise). Emission in the daemon (the lineage sensor) is off the run's path altogether.
+so this is the overhead free of run-to-run noise). Emission in the daemon (the lineage sensor)
+is off the run's path altogether.
 
     .venv/bin/python bench/lineage_bench.py [--runs 10]
 """
