@@ -298,6 +298,17 @@ class _RunEvents:
         owners = [owner for key in keys if (spec := self._spec(key)) for owner in spec.owners]
         return list(dict.fromkeys(owners))
 
+    def _step_job(self, step: _Step) -> Job:
+        only = self._spec(step.assets[0]) if len(step.assets) == 1 else None
+        facets = {
+            "jobType": f.job_type_facet("ASSET" if step.assets else "ASSET_CHECK"),
+            "ownership": f.job_ownership_facet(self._owners(step.assets)),
+            "documentation": f.job_documentation_facet(only.description if only else None),
+        }
+        return Job(
+            namespace=self.namespace, name=self.step_job_name(step), facets=f.without_empty(facets)
+        )
+
     def _event(
         self,
         state: RunState,
@@ -349,22 +360,7 @@ class _RunEvents:
                 {**run_facets, "parent": f.parent_facet(run_id, self.namespace, job_name)}
             )
             step_run = Run(runId=step_run_id(run_id, step.key), facets=step_run_facets)
-            described = step.assets[0] if len(step.assets) == 1 else None
-            step_job = Job(
-                namespace=self.namespace,
-                name=self.step_job_name(step),
-                facets=f.without_empty(
-                    {
-                        "jobType": f.job_type_facet("ASSET" if step.assets else "ASSET_CHECK"),
-                        "ownership": f.job_ownership_facet(self._owners(step.assets)),
-                        "documentation": f.job_documentation_facet(
-                            (spec := self._spec(described)) and spec.description
-                            if described
-                            else None
-                        ),
-                    }
-                ),
-            )
+            step_job = self._step_job(step)
             events.append(
                 (
                     (step.start.storage_id, 0),
