@@ -92,6 +92,7 @@ class Deployment:
     storage: Section
     compute: Section
     config_dir: Path = field(default=DEFAULT_CONFIG_DIR)
+    lineage: Section = field(default_factory=lambda: Section("lineage", {}, {}))
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def as_env(self) -> dict[str, str]:
@@ -182,7 +183,7 @@ def _env_layer(environ: Mapping[str, str]) -> list[tuple[Provenance, dict[str, A
             if len(parts) != 2 or parts[0] not in SECTIONS:
                 raise ConfigError(
                     f"Environment variable {name} does not name a setting. "
-                    "Use DATAOPS__STORAGE__<KEY> or DATAOPS__COMPUTE__<KEY>."
+                    "Use DATAOPS__<SECTION>__<KEY> with a section of: " + ", ".join(SECTIONS) + "."
                 )
             section, key = parts
         else:
@@ -241,5 +242,6 @@ def load_deployment(
         storage=Section("storage", values["storage"], sources["storage"]),
         compute=Section("compute", values["compute"], sources["compute"]),
         config_dir=config_dir,
+        lineage=Section("lineage", values["lineage"], sources["lineage"]),
         environ=environ,
     )

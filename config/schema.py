@@ -19,7 +19,7 @@ import yaml
 
 from config.errors import ConfigError
 
-STRING, INTEGER, BOOLEAN = "a string", "a whole number", "true or false"
+STRING, INTEGER, NUMBER, BOOLEAN = "a string", "a whole number", "a number", "true or false"
 STRINGS, LABELS, TOLERATIONS = (
     "a list of strings",
     "a mapping of strings to strings",
@@ -51,6 +51,8 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "account_url": Setting(STRING),
         "project": Setting(STRING),
         "chunk_mb": Setting(INTEGER),
+        "jurisdiction": Setting(STRING),
+        "sovereign": Setting(BOOLEAN),
     },
     "compute": {
         "executor": Setting(STRING),
@@ -68,6 +70,14 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "gpu_tolerations": Setting(TOLERATIONS),
         "spot_node_selector": Setting(LABELS),
         "spot_tolerations": Setting(TOLERATIONS),
+    },
+    "lineage": {
+        "transport": Setting(STRING),
+        "path": Setting(STRING),
+        "url": Setting(STRING),
+        "endpoint": Setting(STRING),
+        "timeout": Setting(NUMBER),
+        "api_key_env": Setting(STRING),
     },
 }
 SECTIONS = tuple(SCHEMA)
@@ -109,6 +119,13 @@ def parse_env(section: str, key: str, text: str, where: str) -> Any:
         if not text.strip().lstrip("+").isdigit():
             raise ConfigError(f"{section}.{key} must be {kind}, not {text!r} (from {where}).")
         return int(text)
+    if kind == NUMBER:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(
+                f"{section}.{key} must be {kind}, not {text!r} (from {where})."
+            ) from None
     if kind == BOOLEAN:
         lowered = text.strip().lower()
         if lowered not in ("true", "false"):
@@ -131,6 +148,8 @@ def _conforms(kind: str, value: Any) -> bool:
         return isinstance(value, str)
     if kind == INTEGER:
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == NUMBER:
+        return isinstance(value, int | float) and not isinstance(value, bool)
     if kind == BOOLEAN:
         return isinstance(value, bool)
     if kind == STRINGS:

@@ -18,6 +18,7 @@ from platform_core.dagster_home import prepare_dagster_home
 from platform_core.governance.commands import add_commands as add_governance_commands
 from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
 from platform_core.landing import LandingZone
+from platform_core.lineage.export import export_lineage, since_time
 from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
 from platform_core.run_log import RunLog
 from platform_core.storage_factory import storage_for
@@ -79,6 +80,16 @@ def _images(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lineage_export(args: argparse.Namespace) -> int:
+    locations = workspace_locations(Path(args.workspace))
+    specs = [spec for loc in locations for spec in loc.load().resolve_all_asset_specs()]
+    prepare_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        done = export_lineage(instance, specs, load_deployment(), args.since, args.output)
+    print(done.summary(args.output))
+    return 1 if done.delivery is not None and done.delivery.pending else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dataops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     images.add_argument("--no-push", dest="push", action="store_false")
     images.set_defaults(run=_images)
     add_governance_commands(commands)
+    lineage = commands.add_parser("lineage", help="OpenLineage events of past runs")
+    export = lineage.add_subparsers(dest="action", required=True).add_parser(
+        "export", help="rebuild past runs' events: to DIR/<run_id>.jsonl, or send them"
+    )
+    export.add_argument("--since", type=since_time, help="runs created at or after T (ISO 8601)")
+    export.add_argument("--output", type=Path, help="write DIR/<run_id>.jsonl instead of sending")
+    export.add_argument("--workspace", default=str(WORKSPACE_FILE), help="workspace.yaml")
+    export.set_defaults(run=_lineage_export)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -31,6 +31,7 @@ from platform_core.governance.products import check_own_products
 from platform_core.governance.share_views import share_view_assets
 from platform_core.io_manager import DataProductIOManager
 from platform_core.landing import LandingZone
+from platform_core.lineage.sensor import lineage_sensor
 from platform_core.storage_factory import storage_for
 
 
@@ -93,7 +94,11 @@ class Team:
         return dg.Definitions(
             assets=[*self.assets, *views, *(dg.AssetSpec(key) for key in self.upstream)],
             asset_checks=[*self.asset_checks, *(feed.quarantine_check() for feed in self.feeds)],
-            sensors=[*(feed.sensor() for feed in self.feeds), *self.sensors],
+            sensors=[
+                *(feed.sensor() for feed in self.feeds),
+                *self.sensors,
+                lineage_sensor(self.name, [*self.assets, *views], self.upstream, deployment),
+            ],
             schedules=self.schedules,
             resources={
                 "io_manager": DataProductIOManager(

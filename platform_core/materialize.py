@@ -25,6 +25,7 @@ from config import ConfigError, load_deployment
 from platform_core.compute_factory import compute_for
 from platform_core.definitions import Team
 from platform_core.feeds import deleted_landing_files, land_samples, register_landed_files
+from platform_core.lineage.emit import emit_run_lineage
 from platform_core.materialized import MaterializedIndex
 from platform_core.run_log import RunLog
 from platform_core.run_report import (
@@ -182,6 +183,7 @@ def materialize_all(
                 )
                 if run_log:
                     run_log.append_run(instance, result.run_id, title)
+                emit_run_lineage(instance, result.run_id, defs.resolve_all_asset_specs())
                 ran = outcome_of_run(name, step.partition_key, defs, result, instance, runnable)
                 outcome = replace(ran, assets=ran.assets + skipped)
             report.add(outcome, echo)

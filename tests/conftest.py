@@ -29,6 +29,7 @@ DATAOPS_VARIABLES = ("DATAOPS_", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR_
 
 
 TEST_PSEUDONYM_KEY = "test-only-pseudonym-key-0123456789abcdef"
+OWNER_SECRETS = {"DATAOPS_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY}
 
 
 @pytest.fixture(autouse=True)

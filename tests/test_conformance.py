@@ -23,6 +23,8 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import OWNER_SECRETS
+from lineage_checks import check_lineage
 
 from config import load_deployment
 from platform_core.materialize import materialize_all, workspace_locations
@@ -73,7 +75,11 @@ def lineage() -> dict[str, set[str]]:
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Hashes and lineage of one in-process run on the embedded local default."""
     root = tmp_path_factory.mktemp("reference")
-    env = {"DATAOPS_TARGET": "local", "DATAOPS_LOCAL_ROOT": str(root / "storage")}
+    env = {
+        "DATAOPS_TARGET": "local",
+        "DATAOPS_LOCAL_ROOT": str(root / "storage"),
+        **OWNER_SECRETS,
+    }
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.startswith(("DATAOPS_", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR")):
@@ -119,3 +125,4 @@ def test_same_graph_same_data_on_every_target(
             assert uri.startswith(URI_SCHEMES[target]), uri
             if target != "local":
                 assert use_target["DATAOPS_BUCKET"] in uri
+        check_lineage(home, use_target, instance)

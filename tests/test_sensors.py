@@ -16,6 +16,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pyarrow.parquet as pq
 import pytest
+from conftest import OWNER_SECRETS
 
 from adapters.storage.base import ObjectInfo, StorageAdapter, StorageError
 from assets.sales.assets import ORDERS_FEED
@@ -322,6 +323,7 @@ def test_dataops_land_drops_a_file_the_sensor_ingests(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATAOPS_", "AWS_"))},
         "DAGSTER_HOME": str(tmp_path),
+        **OWNER_SECRETS,
         **target_env,
     }
     result = subprocess.run(

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import requests
+from conftest import OWNER_SECRETS
 from servers import free_port
 
 from platform_core.feeds import land_samples, register_landed_files
@@ -74,6 +75,7 @@ def webserver(home: Path) -> Iterator[str]:
     env.update(
         DAGSTER_HOME=str(home),
         DATAOPS_LOCAL_ROOT=str(home / "storage"),
+        **OWNER_SECRETS,
         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     )
     log = (home / "webserver.log").open("w")
@@ -152,7 +154,8 @@ def test_lineage_crosses_locations_in_the_ui(webserver: str) -> None:
 def test_the_landing_sensor_is_listed_and_running(webserver: str) -> None:
     sensors = graphql(webserver, SENSORS)["sensorsOrError"]["results"]
     assert {s["name"]: s["sensorState"]["status"] for s in sensors} == {
-        "sales_orders_landing": "RUNNING"
+        "sales_orders_landing": "RUNNING",
+        "sales_lineage": "RUNNING",
     }
 
 

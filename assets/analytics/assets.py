@@ -18,7 +18,23 @@ REGIONS = {
 REGION_PARTITIONS = dg.StaticPartitionsDefinition(list(REGIONS))
 
 
-@data_product(team=TEAM, classification="internal", ins={"orders": SALES_ORDERS})
+@data_product(
+    team=TEAM,
+    classification="internal",
+    ins={"orders": SALES_ORDERS},
+    metadata={
+        "dagster/column_lineage": dg.TableColumnLineage(
+            deps_by_column={
+                column: [dg.TableColumnDep(asset_key=SALES_ORDERS_KEY, column_name=source)]
+                for column, source in (
+                    ("country", "country"),
+                    ("orders", "order_id"),
+                    ("revenue", "net_amount"),
+                )
+            }
+        )
+    },
+)
 def revenue_by_country(orders: pd.DataFrame) -> pd.DataFrame:
     """Orders and net revenue per country, largest first."""
     return (

@@ -6,6 +6,7 @@ import pandas as pd
 from assets.sales import sample_data
 from platform_core.data_product import data_product
 from platform_core.feeds import LandingFeed
+from platform_core.governance import PERSONAL_DATA_TAG
 from platform_core.landing import LandingZone
 
 TEAM = "sales"
@@ -29,15 +30,35 @@ ORDERS_FEED = LandingFeed(
     sample=sample_data.orders_file,
     seed_at=sample_data.SAMPLE_LANDINGS,
 )
+EMAIL = dg.TableColumn("email", "string", tags={PERSONAL_DATA_TAG: "direct_identifier"})
+PERSONAL_COLUMNS = {"dagster/column_schema": dg.TableSchema(columns=[EMAIL])}
 
 
-@data_product(team=TEAM, classification="pii", partitions_def=ORDERS_FEED.partitions)
+@data_product(
+    team=TEAM,
+    classification="pii",
+    partitions_def=ORDERS_FEED.partitions,
+    metadata=PERSONAL_COLUMNS,
+)
 def raw_orders(context: dg.AssetExecutionContext, landing: LandingZone) -> pd.DataFrame:
     """One landed orders file as the shop recorded it, customer email included."""
     return landing.read_frame(context.partition_key, ORDERS_FEED)
 
 
-@data_product(team=TEAM, classification="confidential")
+@data_product(
+    team=TEAM,
+    classification="confidential",
+    metadata={
+        "dagster/column_lineage": dg.TableColumnLineage(
+            deps_by_column={
+                "net_amount": [
+                    dg.TableColumnDep(asset_key=raw_orders.key, column_name="amount"),
+                    dg.TableColumnDep(asset_key=raw_orders.key, column_name="discount"),
+                ]
+            }
+        )
+    },
+)
 def orders(raw_orders: pd.DataFrame) -> pd.DataFrame:
     """Every order of every file, without personal data, with the amount after discount."""
     book = raw_orders.drop(columns=["email"]).sort_values("ordered_at", kind="stable")
@@ -45,7 +66,7 @@ def orders(raw_orders: pd.DataFrame) -> pd.DataFrame:
     return book.reset_index(drop=True)
 
 
-@data_product(team=TEAM, classification="pii")
+@data_product(team=TEAM, classification="pii", metadata=PERSONAL_COLUMNS)
 def customers(raw_orders: pd.DataFrame) -> pd.DataFrame:
     """One row per customer who ordered: contact email, country, first order and order count."""
     return (

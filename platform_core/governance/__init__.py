@@ -11,9 +11,18 @@
 
 from platform_core.governance.ownership import (
     CLASSIFICATION_TAG,
+    MASKING_TAG,
+    PERSONAL_DATA_TAG,
     Classification,
     require_ownership,
     team_owner,
 )
 
-__all__ = ["CLASSIFICATION_TAG", "Classification", "require_ownership", "team_owner"]
+__all__ = [
+    "CLASSIFICATION_TAG",
+    "MASKING_TAG",
+    "PERSONAL_DATA_TAG",
+    "Classification",
+    "require_ownership",
+    "team_owner",
+]

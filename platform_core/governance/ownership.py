@@ -16,6 +16,8 @@ from config import ConfigError
 from platform_core.layout import RESERVED
 
 CLASSIFICATION_TAG = "dataops/classification"
+PERSONAL_DATA_TAG = "dataops/personal_data"  # column tag: the column holds personal data
+MASKING_TAG = "dataops/masking"  # column tag: how the column was masked (e.g. pseudonymised)
 
 
 class Classification(StrEnum):
