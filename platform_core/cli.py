@@ -14,6 +14,7 @@ import dagster as dg
 from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
 from platform_core.landing import LandingZone
 from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
+from platform_core.promote import add_promote_commands
 from platform_core.remote.commands import add_remote_commands
 from platform_core.sensors import landing_feeds
 from platform_core.settings import ConfigError, load_deployment
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     images.add_argument("--no-push", dest="push", action="store_false")
     images.set_defaults(run=_images)
     add_remote_commands(commands)
+    add_promote_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
