@@ -60,7 +60,7 @@ class ImageRef:
             raise PromotionError(
                 f"{text!r} is not <repository>:<version>@sha256:<digest> (a version is needed)"
             )
-        return cls.checked(repository, f"{version}{at}{digest}", where=text)
+        return cls.checked(repository, f"{version}{at}{digest}", where=repr(text))
 
     @classmethod
     def checked(cls, repository: str, tag: str, where: str) -> ImageRef:
