@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite's real local servers need on a fresh machine:
 # Node.js and npm (Azurite), PostgreSQL (production instance), Chromium (what a person sees
-# in the UI), and Azurite itself.
+# in the UI), ShellCheck (the CI pipelines' scripts), and Azurite itself.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -9,6 +9,7 @@ missing=()
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
