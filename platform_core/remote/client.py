@@ -253,7 +253,9 @@ class DeploymentClient:
         variables = {"tag": {"key": key, "value": value}, "statuses": list(statuses)}
         found = self._query(RUNS_BY_TAG, variables, "looking up runs")["runsOrError"]
         if found["__typename"] != "Runs":
-            raise RemoteError(ExitCode.USAGE, f"{self.url} could not list runs: {found}")
+            raise RemoteError(
+                ExitCode.USAGE, f"{self.url} could not list runs: {found.get('message')}"
+            )
         return next((self._run(run) for run in found["results"]), None)
 
     def run(self, run_id: str) -> Run:
@@ -269,8 +271,13 @@ class DeploymentClient:
         try:
             with self._answers("reading the run's status"):
                 return self._dagster.get_run_status(run_id).value
-        except DagsterGraphQLClientError:
-            raise RemoteError(ExitCode.USAGE, f"{self.url} has no run {run_id!r}") from None
+        except DagsterGraphQLClientError as exc:
+            kind, detail = (exc.args + ("", ""))[:2]
+            if kind == "RunNotFoundError":
+                raise RemoteError(ExitCode.USAGE, f"{self.url} has no run {run_id!r}") from None
+            raise RemoteError(
+                ExitCode.USAGE, f"{self.url} could not read run {run_id}: {detail}"
+            ) from None
 
     def events(self, run_id: str) -> Iterator[LogLine]:
         """The run's event log, oldest first, read a page at a time."""
