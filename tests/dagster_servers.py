@@ -31,7 +31,7 @@ from servers import free_port
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 120.0
-STOP_SECONDS = 5.0
+STOP_SECONDS = 2.0
 QUEUE_HEALTH = """
 { instance { daemonHealth { daemonStatus(daemonType: "QUEUED_RUN_COORDINATOR") { healthy } } } }
 """
