@@ -133,7 +133,7 @@ helm repo update dagster
 for team in "${TEAMS[@]}"; do
   helm upgrade --install "dataops-$team" dagster/dagster-user-deployments \
     --version "$CHART_VERSION" -n "dataops-$team-$ENV" \
-    -f "deploy/helm/user-deployments/$TARGET/$team.yaml"
+    -f "deploy/helm/user-deployments/$TARGET/$ENV/$team.yaml"
 done
 
 log "dagster/dagster $CHART_VERSION with deploy/helm/dagster values ($TARGET, $ENV)"

@@ -20,6 +20,8 @@ from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
 from platform_core.landing import LandingZone
 from platform_core.lineage.export import export_lineage, since_time
 from platform_core.materialize import WORKSPACE_FILE, materialize_all, workspace_locations
+from platform_core.promote import add_promote_commands
+from platform_core.remote.commands import add_remote_commands
 from platform_core.run_log import RunLog
 from platform_core.storage_factory import storage_for
 
@@ -134,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("--output", type=Path, help="write DIR/<run_id>.jsonl instead of sending")
     export.add_argument("--workspace", default=str(WORKSPACE_FILE), help="workspace.yaml")
     export.set_defaults(run=_lineage_export)
+    add_remote_commands(commands)
+    add_promote_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

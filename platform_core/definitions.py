@@ -98,6 +98,7 @@ class Team:
                 *(feed.sensor() for feed in self.feeds),
                 *self.sensors,
                 lineage_sensor(self.name, [*self.assets, *views], self.upstream, deployment),
+                *_share_view_automation(self.name, views),
             ],
             schedules=self.schedules,
             resources={
@@ -136,3 +137,19 @@ def _key_variables(view: dg.AssetsDefinition) -> list[str]:
     """The pseudonymisation key variables a share view needs (none if it only drops or filters)."""
     spec = next(iter(view.specs))
     return [spec.metadata["dataops/key_env"]] if "dataops/key_env" in spec.metadata else []
+
+
+def _share_view_automation(
+    team: str, views: Sequence[dg.AssetsDefinition]
+) -> list[dg.AutomationConditionSensorDefinition]:
+    """A running sensor that materialises the team's share views after their sources change."""
+    if not views:
+        return []
+    return [
+        dg.AutomationConditionSensorDefinition(
+            f"{team}_share_views",
+            target=dg.AssetSelection.assets(*views),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            description="Keeps the team's share views in step with the products they mask.",
+        )
+    ]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite's real local servers need on a fresh Debian or Ubuntu machine:
 # Node.js and npm (Azurite), PostgreSQL (production instance), Chromium (what a person sees
-# in the UI), each only when missing, and Azurite itself (npm, into tests/azurite).
+# in the UI), ShellCheck (the CI pipelines' scripts), each only when missing, and Azurite
+# itself (npm, into tests/azurite).
 # System packages come without recommended extras and installed packages are not upgraded
 # (--no-upgrade), except a dependency whose installed version is too old for a new package: apt
 # must upgrade that one, and it is named before the install.
@@ -12,6 +13,7 @@ missing=()
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

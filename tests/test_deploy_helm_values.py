@@ -33,6 +33,7 @@ IDENTITY_ANNOTATION = {
 }
 AZURE_POD_LABEL = "azure.workload.identity/use"
 COMBINATIONS = list(product(KUBERNETES_TARGETS, ENVIRONMENTS))
+TEAM_RELEASES = list(product(KUBERNETES_TARGETS, ENVIRONMENTS, TEAMS))
 
 
 def chart_values(target: str, environment: str, per_team: bool = False) -> dict[str, Any]:
@@ -68,8 +69,8 @@ def test_every_target_and_environment_has_a_values_file() -> None:
     expected = {f"values-{t}-{e}.yaml" for t, e in COMBINATIONS}
     expected |= {f"values-per-team-{e}.yaml" for e in ENVIRONMENTS} | {"values.yaml"}
     assert {path.name for path in CHART.glob("*.yaml")} == expected
-    expected_teams = {f"{t}/{team}.yaml" for t in KUBERNETES_TARGETS for team in TEAMS}
-    found = {str(path.relative_to(USER_DEPLOYMENTS)) for path in USER_DEPLOYMENTS.glob("*/*")}
+    expected_teams = {f"{t}/{e}/{team}.yaml" for t, e in COMBINATIONS for team in TEAMS}
+    found = {str(path.relative_to(USER_DEPLOYMENTS)) for path in USER_DEPLOYMENTS.glob("*/*/*")}
     assert found == expected_teams
 
 
@@ -81,11 +82,11 @@ def test_chart_values_validate_against_the_chart_schema(
     assert values_errors(chart_values(target, environment, per_team), CHART_SCHEMA) == []
 
 
-@pytest.mark.parametrize(("target", "team"), list(product(KUBERNETES_TARGETS, TEAMS)))
+@pytest.mark.parametrize(("target", "environment", "team"), TEAM_RELEASES)
 def test_per_team_values_validate_against_the_user_deployments_schema(
-    target: str, team: str
+    target: str, environment: str, team: str
 ) -> None:
-    values = load_yaml(USER_DEPLOYMENTS / target / f"{team}.yaml")
+    values = load_yaml(USER_DEPLOYMENTS / target / environment / f"{team}.yaml")
     assert values_errors(values, USER_DEPLOYMENTS_SCHEMA) == []
 
 
@@ -155,9 +156,11 @@ def test_per_team_scheme_points_the_workspace_at_each_team_namespace(environment
     assert {server["port"] for server in workspace["servers"]} == {CODE_SERVER_PORT}
 
 
-@pytest.mark.parametrize(("target", "team"), list(product(KUBERNETES_TARGETS, TEAMS)))
-def test_per_team_release_runs_under_the_team_service_account(target: str, team: str) -> None:
-    values = load_yaml(USER_DEPLOYMENTS / target / f"{team}.yaml")
+@pytest.mark.parametrize(("target", "environment", "team"), TEAM_RELEASES)
+def test_per_team_release_runs_under_the_team_service_account(
+    target: str, environment: str, team: str
+) -> None:
+    values = load_yaml(USER_DEPLOYMENTS / target / environment / f"{team}.yaml")
     assert values["global"]["serviceAccountName"] == f"dataops-{team}"
     assert values["global"]["postgresqlSecretName"] == "dagster-postgresql-secret"
     assert values["serviceAccount"] == {
@@ -169,6 +172,7 @@ def test_per_team_release_runs_under_the_team_service_account(target: str, team:
     assert deployment["name"] == team
     check_team_entry(deployment, team, target)
     assert deployment["envConfigMaps"] == [{"name": "dataops-settings"}]
+    assert deployment["labels"]["dataops.io/environment"] == environment
 
 
 def test_schema_check_rejects_typos_missing_keys_and_bad_kubernetes_types() -> None:

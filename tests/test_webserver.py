@@ -1,10 +1,8 @@
 """The real dagster-webserver on workspace.yaml: locations load, lineage crosses, runs launch."""
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +10,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import requests
-from conftest import OWNER_SECRETS
-from servers import free_port
+from dagster_servers import ROOT, dagster_servers
 
 from platform_core.feeds import land_samples, register_landed_files
 from platform_core.materialize import workspace_locations
-
-ROOT = Path(__file__).resolve().parent.parent
 
 LOCATIONS = """
 { workspaceOrError { ... on Workspace { locationEntries {
@@ -68,50 +63,8 @@ def webserver(home: Path) -> Iterator[str]:
         "  class: DefaultRunCoordinator\n"
         "telemetry:\n  enabled: false\n"
     )
-    port = free_port()
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("DATAOPS_", "AWS_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        DATAOPS_LOCAL_ROOT=str(home / "storage"),
-        **OWNER_SECRETS,
-        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    )
-    log = (home / "webserver.log").open("w")
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster-webserver"),
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, (home / "webserver.log").read_text()[-3000:]
-            try:
-                if requests.get(f"{url}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("dagster-webserver did not answer within 120 s")
+    with dagster_servers(home, [ROOT / "workspace.yaml"]) as url:
         yield url
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
-        log.close()
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -156,6 +109,7 @@ def test_the_landing_sensor_is_listed_and_running(webserver: str) -> None:
     assert {s["name"]: s["sensorState"]["status"] for s in sensors} == {
         "sales_orders_landing": "RUNNING",
         "sales_lineage": "RUNNING",
+        "sales_share_views": "RUNNING",
     }
 
 
