@@ -155,8 +155,8 @@ def _rescan(
             break
         read += 1
         state.rescan_at = info.key
-        changed = info.modified.timestamp() > threshold and _digest(info) not in state.memory
-        if changed or not known(info.key):
+        recent = info.modified.timestamp() > threshold
+        if _digest(info) not in state.memory and (recent or not known(info.key)):
             found.append(info)
     if finished or read < limits.rescan_objects:
         state.since, state.pass_started, state.rescan_at = state.pass_started, now, None

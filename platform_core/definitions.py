@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from config import ConfigError, Deployment, load_deployment
+from config.environment import variable
 from platform_core.compute_factory import compute_for
 from platform_core.feeds import LandingFeed
 from platform_core.governance import require_ownership
@@ -82,7 +83,7 @@ class Team:
         views = share_view_assets(self.name, policy, manifest)
         for view in views:
             for key_env in _key_variables(view):
-                if not deployment.variable(key_env):
+                if not variable(key_env):
                     raise ConfigError(
                         f"{key_env} is not set: team '{self.name}' pseudonymises the share view "
                         f"{view.key.to_user_string()} with it. Set it to a random secret of at "
