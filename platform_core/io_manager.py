@@ -156,7 +156,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         }
         if context.has_asset_partitions and not stored_as_is(context.asset_partition_key):
             metadata["dataops/partition_key"] = context.asset_partition_key
-        partial = self._partial.pop((context.run_id, context.step_key), None)
+        partial = self._partial.pop(_step_of(context), None)
         if partial:
             metadata["dataops/upstream_partitions"] = dg.MetadataValue.json(partial)
             metadata["dataops/upstream_partitions_missing"] = sum(
@@ -218,8 +218,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             return pq.ParquetFile(parquet, pre_buffer=False).read(use_pandas_metadata=True)
 
 
-def _step_of(context: dg.InputContext) -> tuple[str, str] | None:
-    """(run id, step key) of the step loading the input; None outside a run (a test's context)."""
+def _step_of(context: dg.InputContext | dg.OutputContext) -> tuple[str, str] | None:
+    """(run id, step key) of the step loading or writing; None outside a run (a test's context)."""
     try:
         step = context.step_context
     except dg.DagsterInvariantViolationError:
