@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
-        env = {**os.environ, "DATAOPS_TARGET": "local", "DATAOPS_LOCAL_ROOT": root}
+        env = {
+            **os.environ,
+            "DATAOPS_TARGET": "local",
+            "DATAOPS_LOCAL_ROOT": root,
+            "DATAOPS_PSEUDONYM_KEY": secrets.token_hex(32),
+        }
         baseline, platform, heavy = [], [], set()
         for _ in range(args.repeat):
             baseline.append(float(sample(BASELINE, env)))

@@ -148,8 +148,14 @@ def measure(
         ) as context:
             return evaluated(context)
 
+    def register(result: dg.SensorResult) -> dg.SensorResult:
+        """Apply the partitions a tick asked for, as the daemon does (late-file checks ask them)."""
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        return result
+
     time.sleep(SETTLE.total_seconds() * 1.5)
-    primed = tick(None, max_objects=count + 1)
+    primed = register(tick(None, max_objects=count + 1))
     assert len(primed.run_requests) == count, len(primed.run_requests)
     keys = new_keys(new, count)
     for key in keys:
