@@ -8,6 +8,8 @@ bucket on that target's real local server; the servers start once per session.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +77,22 @@ def write_policy(folder: Path, teams: list, access: str = "grants: []\n") -> Pat
     (folder / "products.yaml").write_text(render(products))
     (folder / "access.yaml").write_text(access)
     return folder
+
+
+def run_dataops(args: list, env: dict, home: Path) -> subprocess.CompletedProcess:
+    """``dataops ARGS`` as a user runs it: its own process, this venv, ``env`` on top."""
+    full_env = {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": str(Path(__file__).parent),
+        **OWNER_SECRETS,
+        **env,
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dataops"), *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -4,14 +4,12 @@ summary, Dagster's event stream in a log file, every failure reported, the local
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import write_policy
+from conftest import run_dataops, write_policy
 from locations.failing import team as broken
 
 from assets.sales.sample_data import SAMPLE_LANDINGS, orders_file
@@ -36,24 +34,6 @@ def local(local_target_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
     for name, value in local_target_env.items():
         monkeypatch.setenv(name, value)
     return local_target_env
-
-
-def dataops(args: list[str], env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(TESTS),
-        "DATAOPS_PSEUDONYM_KEY": os.environ["DATAOPS_PSEUDONYM_KEY"],
-        **env,
-    }
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "dataops"), *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def run_headers(stdout: str) -> list[str]:
@@ -104,15 +84,15 @@ def test_missing_runs_only_what_was_never_materialised(
         " DEBUG " in logged and " STEP_SUCCESS " in logged and " ASSET_MATERIALIZATION " in logged
     )
 
-    again = dataops(["materialize", "--missing"], local, home)
+    again = run_dataops(["materialize", "--missing"], local, home)
     assert again.returncode == 0, again.stdout + again.stderr[-3000:]
     assert run_headers(again.stdout) == []
     assert "nothing to materialise: every asset and partition has been materialised" in again.stdout
     assert again.stdout.strip().endswith("all data products materialized")
 
-    landed = dataops(["land"], local, home)
+    landed = run_dataops(["land"], local, home)
     assert landed.returncode == 0, landed.stderr[-3000:]
-    third = dataops(["materialize", "--missing"], local, home)
+    third = run_dataops(["materialize", "--missing"], local, home)
     assert third.returncode == 0, third.stdout + third.stderr[-3000:]
     headers = run_headers(third.stdout)
     assert len(headers) == 1 and headers[0].startswith("sales: sales/raw_orders [dev/landing/")
@@ -138,7 +118,7 @@ def test_every_failure_is_reported_and_independent_runs_go_on(
     workspace.write_text(FAILING_WORKSPACE)
     home = tmp_path / "home"
     policy = write_policy(tmp_path / "policy", [broken])
-    result = dataops(
+    result = run_dataops(
         ["materialize", "--all", "--verbose", "--workspace", str(workspace)],
         {**local, "DATAOPS_POLICY_DIR": str(policy)},
         home,

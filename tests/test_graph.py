@@ -1,10 +1,7 @@
 """The two team code locations on the embedded local default: load, lineage, materialise, CLI."""
 
 import io
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +9,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_policy
+from conftest import run_dataops, write_policy
 from locations.failing import team as broken
 
 from assets.sales.assets import ORDERS_FEED
@@ -112,28 +109,10 @@ def test_whole_graph_materialises_and_reads_back(local: dict[str, str]) -> None:
     assert regional["revenue"].sum() == pytest.approx(orders["net_amount"].sum(), rel=1e-9)
 
 
-def cli(args: list[str], env: dict[str, str], home: Path) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(TESTS),
-        "DATAOPS_PSEUDONYM_KEY": os.environ["DATAOPS_PSEUDONYM_KEY"],
-        **env,
-    }
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "dataops"), *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_cli_materializes_everything_with_progress(
     local: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = cli(["materialize", "--all"], local, tmp_path / "home")
+    result = run_dataops(["materialize", "--all"], local, tmp_path / "home")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"sales: sales/raw_orders [{SAMPLE_FILES[-1]}]" in result.stdout
     assert "materialized analytics/customer_value: " in result.stdout
@@ -154,7 +133,7 @@ def test_cli_exits_nonzero_when_a_run_fails(local: dict[str, str], tmp_path: Pat
         "      location_name: broken\n"
     )
     policy = write_policy(tmp_path / "policy", [broken])
-    result = cli(
+    result = run_dataops(
         ["materialize", "--all", "--workspace", str(workspace)],
         {**local, "DATAOPS_POLICY_DIR": str(policy)},
         tmp_path / "home",
@@ -165,6 +144,6 @@ def test_cli_exits_nonzero_when_a_run_fails(local: dict[str, str], tmp_path: Pat
 
 
 def test_cli_exits_nonzero_on_bad_configuration(tmp_path: Path) -> None:
-    result = cli(["materialize", "--all"], {"DATAOPS_TARGET": "mars"}, tmp_path / "home")
+    result = run_dataops(["materialize", "--all"], {"DATAOPS_TARGET": "mars"}, tmp_path / "home")
     assert result.returncode == 2
     assert "configuration error: DATAOPS_TARGET='mars' is not a known target" in result.stderr
