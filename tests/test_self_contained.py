@@ -132,7 +132,7 @@ def test_install_servers_installs_only_what_is_missing_without_extras(tmp_path: 
     missing = ["nodejs", "npm"]
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         missing.append("postgresql")
-    missing.append("chromium")
+    missing += ["chromium", "shellcheck"]
     flags = "install -y -qq --no-install-recommends --no-upgrade"
     assert calls.read_text().splitlines() == [
         "apt-get update -qq",
