@@ -163,17 +163,18 @@ def _any_path(attribute: str, paths: tuple[str, ...]) -> str:
 
 
 def _azure_condition(
-    actions: str, paths: tuple[str, ...], container: str, attribute: str = "Resource"
+    actions: str, paths: tuple[str, ...], container: str, listing_root: str | None = None
 ) -> str:
-    """ABAC: the actions are allowed only in ``container`` on (or, for a list, under) ``paths``."""
-    path = (
-        f"{attribute}[{AZURE_BLOBS}:prefix]"
-        if attribute == "Request"
-        else f"{attribute}[{AZURE_BLOBS}:path]"
-    )
+    """ABAC: the actions are allowed only in ``container`` on (or, for a list, under) ``paths``;
+    a listing also at exactly ``listing_root`` (the load check's one-name listing)."""
+    if listing_root is None:
+        allowed = _any_path(f"Resource[{AZURE_BLOBS}:path]", paths)
+    else:
+        prefix = f"Request[{AZURE_BLOBS}:prefix]"
+        allowed = f"{_any_path(prefix, paths)} OR @{prefix} StringEquals '{listing_root}'"
     return (
         f"((!({actions})) OR (@Resource[{AZURE_CONTAINER}] StringEquals '{container}' "
-        f"AND ({_any_path(path, paths)})))"
+        f"AND ({allowed})))"
     )
 
 
@@ -198,7 +199,7 @@ def azure_role_assignments(
             "conditionVersion": "2.0",
             "condition": (
                 f"{_azure_condition(read, paths.read, container)} AND "
-                f"{_azure_condition(listing, (*paths.listable, root), container, 'Request')}"
+                f"{_azure_condition(listing, paths.listable, container, root)}"
             ),
             "description": f"{paths.identity} reads its own and its granted products",
         }
@@ -214,7 +215,7 @@ def azure_role_assignments(
                 "condition": (
                     f"{_azure_condition(writes, paths.write, container)} AND "
                     f"{_azure_condition(read, paths.read, container)} AND "
-                    f"{_azure_condition(listing, (*paths.listable, root), container, 'Request')}"
+                    f"{_azure_condition(listing, paths.listable, container, root)}"
                 ),
                 "description": f"{paths.identity} writes only its own products, landing zone "
                 "and quarantine records",
