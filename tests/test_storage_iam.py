@@ -8,7 +8,9 @@ what the grants do not allow.
 
 moto's evaluation is partial, and the test accounts for it: it ignores condition keys, so the
 ``s3:prefix`` conditions on listing are checked here by evaluating the generated JSON as AWS does
-(``StringLike``), not by the server.
+(``StringLike``), not by the server. moto checks HeadBucket as an action ``s3:HeadBucket`` that
+AWS does not have; the platform's load check is GetBucketLocation, named alike by both, so the
+policies the server enforces are exactly the generated ones.
 """
 
 from __future__ import annotations
@@ -121,14 +123,6 @@ def client(keys: dict[str, str], service: str = "s3"):
     )
 
 
-def moto_policy(document: dict) -> dict:
-    """The generated policy, plus what moto names differently from AWS.
-
-    None at the moment: the load check is GetBucketLocation, which moto and AWS name alike.
-    """
-    return document
-
-
 @pytest.fixture(scope="module")
 def team_keys(iam_server: dict[str, str]) -> dict[str, dict[str, str]]:
     """One IAM user per identity, holding exactly its generated policy for ``dev``."""
@@ -144,7 +138,7 @@ def team_keys(iam_server: dict[str, str]) -> dict[str, dict[str, str]]:
         iam.put_user_policy(
             UserName=user,
             PolicyName="dataops-storage",
-            PolicyDocument=json.dumps(moto_policy(document)),
+            PolicyDocument=json.dumps(document),
         )
         key = iam.create_access_key(UserName=user)["AccessKey"]
         keys[identity] = {
@@ -217,9 +211,6 @@ def test_the_server_refuses_what_the_grants_do_not_allow(iam_server, team_keys) 
     api = client(team_keys["dataset-api"])
     raw = "dataops/dev/sales/raw_orders/x.parquet"
     client(iam_server).put_object(Bucket=bucket, Key=raw, Body=b"pii")
-    client(iam_server).put_object(
-        Bucket=bucket, Key="dataops/dev/sales/customers.parquet", Body=b"pii"
-    )
 
     refused(lambda: analytics.get_object(Bucket=bucket, Key=raw))  # ungranted pii
     refused(lambda: analytics.get_object(Bucket=bucket, Key="dataops/dev/sales/customers.parquet"))
@@ -251,8 +242,20 @@ def test_the_server_refuses_what_the_grants_do_not_allow(iam_server, team_keys) 
     )
     refused(lambda: api.get_object(Bucket=bucket, Key="dataops/dev/sales/customers.parquet"))
 
+    landed = "dataops/dev/landing/sales/orders/2026/11/01/000000000000-x.csv"
+    client(iam_server).put_object(Bucket=bucket, Key=landed, Body=b"order_id\n1\n")
+    refused(lambda: analytics.get_object(Bucket=bucket, Key=landed))  # another team's feed
+    refused(lambda: sales.get_object(Bucket=bucket, Key="dataops/prod/sales/orders.parquet"))
+    refused(lambda: api.get_object(Bucket=bucket, Key=landed))
+
+    view = "dataops/dev/sales/shares/partner_portal/orders.parquet"
+    client(iam_server).put_object(Bucket=bucket, Key=view, Body=b"masked")
+    assert api.get_object(Bucket=bucket, Key=view)["Body"].read() == b"masked"
+    assert sales.get_object(Bucket=bucket, Key=landed)["Body"].read() == b"order_id\n1\n"
     assert analytics.put_object(Bucket=bucket, Key="dataops/dev/analytics/probe.parquet", Body=b"x")
-    assert analytics.get_object(Bucket=bucket, Key="dataops/dev/sales/orders.parquet")
+    orders = "dataops/dev/sales/orders/2026-11-01.parquet"
+    client(iam_server).put_object(Bucket=bucket, Key=orders, Body=b"granted")
+    assert analytics.get_object(Bucket=bucket, Key=orders)["Body"].read() == b"granted"
 
 
 def test_a_storage_refusal_is_reported_as_the_missing_grant(
