@@ -85,11 +85,15 @@ if [ "$TARGET" = onprem ]; then
   log "throwaway MinIO with bucket dataops-$ENV"
   MINIO_USER="smoke$(random_secret | cut -c1-8)"
   MINIO_PASSWORD="$(random_secret)"
-  for ns in "$NAMESPACE" "${TEAM_NAMESPACES[@]}"; do
-    kubectl -n "$ns" create secret generic dataops-storage-credentials \
-      --from-literal=AWS_ACCESS_KEY_ID="$MINIO_USER" \
-      --from-literal=AWS_SECRET_ACCESS_KEY="$MINIO_PASSWORD" \
-      --dry-run=client -o yaml | kubectl apply -f -
+  # The smoke test's throwaway MinIO has one root user; production gives each team its own
+  # user with deploy/storage-policies/onprem/<env>/<team>.json (deploy/README.md).
+  for team in "${TEAMS[@]}"; do
+    for ns in "$NAMESPACE" "dataops-$team-$ENV"; do
+      kubectl -n "$ns" create secret generic "dataops-storage-credentials-$team" \
+        --from-literal=AWS_ACCESS_KEY_ID="$MINIO_USER" \
+        --from-literal=AWS_SECRET_ACCESS_KEY="$MINIO_PASSWORD" \
+        --dry-run=client -o yaml | kubectl apply -f -
+    done
   done
   kubectl create namespace minio --dry-run=client -o yaml | kubectl apply -f -
   kubectl -n minio create secret generic minio-root \

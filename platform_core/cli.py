@@ -16,6 +16,7 @@ from config.secrets import masked
 from platform_core.compute_factory import compute_for
 from platform_core.dagster_home import prepare_dagster_home
 from platform_core.governance.commands import add_commands as add_governance_commands
+from platform_core.governance.storage_policy_commands import add_storage_policy_commands
 from platform_core.images import DEFAULT_REGISTRY, DEFAULT_TAG, image_commands
 from platform_core.landing import LandingZone
 from platform_core.lineage.export import export_lineage, since_time
@@ -128,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     images.add_argument("--no-push", dest="push", action="store_false")
     images.set_defaults(run=_images)
     add_governance_commands(commands)
+    add_storage_policy_commands(commands)
     lineage = commands.add_parser("lineage", help="OpenLineage events of past runs")
     export = lineage.add_subparsers(dest="action", required=True).add_parser(
         "export", help="rebuild past runs' events: to DIR/<run_id>.jsonl, or send them"

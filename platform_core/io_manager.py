@@ -30,6 +30,7 @@ import hashlib
 import re
 import tempfile
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import BinaryIO
 
 import dagster as dg
@@ -147,7 +148,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             schema = _write_parquet(obj, parquet)
             size = parquet.tell()
             parquet.seek(0)
-            self.storage.put(keys[0], parquet)
+            with self._refusal(context, writing=True):
+                self.storage.put(keys[0], parquet)
         metadata = {
             "dagster/uri": self.storage.uri(keys[0]),
             "dagster/row_count": len(obj),
@@ -176,11 +178,13 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             self.guard.check_read(context.asset_key.to_user_string())
         keys = self._keys(context)
         if len(keys) == 1:
-            return self._read(keys[0]).to_pandas(self_destruct=True, split_blocks=True)
+            with self._refusal(context):
+                return self._read(keys[0]).to_pandas(self_destruct=True, split_blocks=True)
         tables, missing = [], []
         for partition, key in zip(_ordered_partitions(context), keys, strict=True):
             try:
-                tables.append(self._read(key))
+                with self._refusal(context):
+                    tables.append(self._read(key))
             except ObjectNotFoundError:
                 missing.append(partition)
         name = context.asset_key.to_user_string()
@@ -198,6 +202,14 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 f"left out: {missing[:5]}"
             )
         return _concat(tables).to_pandas(self_destruct=True, split_blocks=True)
+
+    def _refusal(
+        self, context: dg.OutputContext | dg.InputContext, writing: bool = False
+    ) -> AbstractContextManager[None]:
+        """A storage 403 as the guard's ``AccessDenied`` (nothing to map without a guard)."""
+        if self.guard is None:
+            return nullcontext()
+        return self.guard.storage_refusal(context.asset_key.to_user_string(), writing)
 
     def _remember_partial(
         self, context: dg.InputContext, name: str, loaded: int, missing: list[str]

@@ -30,6 +30,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -105,9 +106,11 @@ class LandingZone(dg.ConfigurableResource):
         root = self.prefix(feed.team, feed.name)
         if not key.startswith(root):
             raise ValueError(f"{key!r} is not a file of the landing feed {root!r}.")
-        info = self.storage.stat(key)
+        with self._refusal(feed):
+            info = self.storage.stat(key)
+            body = self.storage.get(key)
         try:
-            frame = read_contracted_csv(key, self.storage.get(key), feed.columns)
+            frame = read_contracted_csv(key, body, feed.columns)
         except ContractViolation as violation:
             record = self.quarantine(feed, info, violation)
             raise dg.Failure(
@@ -123,6 +126,14 @@ class LandingZone(dg.ConfigurableResource):
             ) from violation
         self.release(feed, key)
         return frame
+
+    def _refusal(self, feed: LandingFeed) -> AbstractContextManager[None]:
+        """A storage 403 on the team's own feed as the guard's ``AccessDenied``."""
+        if self.guard is None:
+            return nullcontext()
+        return self.guard.storage_refusal(
+            f"landing feed {feed.team}/{feed.name}", rule="teams read their own landing zones"
+        )
 
     def quarantine_prefix(self, feed: LandingFeed) -> str:
         """The folder (ending in ``/``) of a feed's quarantine records."""

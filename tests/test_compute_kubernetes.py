@@ -51,7 +51,7 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 EXPECTED = {
     "onprem": {
         "pod_labels": {},
-        "env_from": [{"secretRef": {"name": "dataops-storage-credentials"}}],
+        "env_from": [{"secretRef": {"name": "dataops-storage-credentials-{team}"}}],
         "gpu": ({"nvidia.com/gpu.present": "true"}, [GPU_TOLERATION]),
         "spot": ({}, []),
     },
@@ -250,7 +250,10 @@ def assert_team_pod(pod_meta: dict, pod_spec: dict, target: str, team: str, prod
     }
     assert pod_spec["serviceAccountName"] == f"dataops-{team}"
     (container,) = pod_spec["containers"]
-    assert container.get("envFrom", []) == EXPECTED[target]["env_from"]
+    assert container.get("envFrom", []) == [
+        {"secretRef": {"name": ref["secretRef"]["name"].replace("{team}", team)}}
+        for ref in EXPECTED[target]["env_from"]
+    ]
     env = env_of(container)
     assert env["DATAOPS_TARGET"] == target
     assert env["DATAOPS_ENV"] == "prod"
@@ -445,7 +448,7 @@ def test_onprem_pods_get_the_endpoint_by_value_and_credentials_by_secret_referen
 
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert env_of(container)["AWS_ENDPOINT_URL_S3"] == "https://minio.storage.svc:9000"
-    assert container["envFrom"] == [{"secretRef": {"name": "dataops-storage-credentials"}}]
+    assert container["envFrom"] == [{"secretRef": {"name": "dataops-storage-credentials-sales"}}]
     assert_no_credentials(job)
 
 

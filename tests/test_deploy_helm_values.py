@@ -61,7 +61,7 @@ def check_team_entry(deployment: dict[str, Any], team: str, target: str) -> None
     assert deployment["labels"]["dataops.io/team"] == team
     assert deployment["labels"]["app.kubernetes.io/part-of"] == "dataops-paas"
     secrets = [source["name"] for source in deployment.get("envSecrets", [])]
-    assert secrets == (["dataops-storage-credentials"] if target == "onprem" else [])
+    assert secrets == ([f"dataops-storage-credentials-{team}"] if target == "onprem" else [])
     assert (deployment["labels"].get(AZURE_POD_LABEL) == "true") == (target == "azure")
 
 
@@ -98,7 +98,7 @@ def test_run_launcher_daemon_and_postgres(target: str, environment: str) -> None
     assert launcher(values)["loadInclusterConfig"] is True
     assert launcher(values)["labels"]["dataops.io/environment"] == environment
     launcher_secrets = [source["name"] for source in launcher(values)["envSecrets"]]
-    assert launcher_secrets == (["dataops-storage-credentials"] if target == "onprem" else [])
+    assert launcher_secrets == []
     assert values["dagsterDaemon"]["enabled"] is True
     assert values["global"]["postgresqlSecretName"] == "dagster-postgresql-secret"
     assert values["generatePostgresqlPasswordSecret"] is False

@@ -146,13 +146,17 @@ def test_secrets_are_templates_without_values(rendered: tuple[str, list[dict]]) 
     keys = {
         (s["metadata"]["namespace"], s["metadata"]["name"]): set(s["stringData"]) for s in secrets
     }
+    assert not any(name == "dataops-storage-credentials" for _, name in keys)
     for namespace in ["dagster", *TEAM_NAMESPACES]:
         assert keys[(namespace, "dagster-postgresql-secret")] == {"postgresql-password"}
-        credentials = keys.get((namespace, "dataops-storage-credentials"))
-        if target == "onprem":
-            assert credentials == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-        else:
-            assert credentials is None
+        for team in TEAMS:
+            credentials = keys.get((namespace, f"dataops-storage-credentials-{team}"))
+            if target == "onprem" and (
+                namespace == "dagster" or TEAM_NAMESPACES[namespace][0] == team
+            ):
+                assert credentials == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+            else:
+                assert credentials is None
 
 
 def test_settings_and_instance_in_every_team_namespace(rendered: tuple[str, list[dict]]) -> None:

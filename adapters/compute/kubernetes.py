@@ -10,7 +10,7 @@ the Azure identity pod label, the on-prem credentials Secret) is data in the tar
 Pods get the environment the factory computed (the ``DATAOPS_*`` variables that resolve the same
 deployment, plus non-secret SDK variables such as an endpoint or a region). Storage credentials
 never appear here: pods get them from workload identity or, on-prem, from the Secrets named in
-``env_from_secrets`` through ``envFrom``.
+``env_from_secrets`` (``{team}`` in a name is the team) through ``envFrom``.
 """
 
 from __future__ import annotations
@@ -153,6 +153,9 @@ class KubernetesCompute(ComputeAdapter):
             self.shared,
             namespace=f"dataops-{team}-{self.environment}",
             service_account=f"dataops-{team}",
+            env_from_secrets=tuple(
+                name.replace("{team}", team) for name in self.shared.env_from_secrets
+            ),
             labels={
                 **self.shared.labels,
                 TEAM_LABEL: sanitize_k8s_label(team),

@@ -34,6 +34,10 @@ class StorageError(RuntimeError):
     """A storage operation failed for good; the message names target, location and key."""
 
 
+class StorageAccessDenied(StorageError, PermissionError):
+    """The storage refused the caller's identity (403): its permissions do not cover the call."""
+
+
 class ObjectNotFoundError(StorageError, FileNotFoundError):
     """The key does not exist."""
 

@@ -26,6 +26,7 @@ from adapters.storage.base import (
     CHUNK_SIZE,
     ObjectInfo,
     ObjectNotFoundError,
+    StorageAccessDenied,
     StorageAdapter,
     StorageError,
     check_key,
@@ -261,7 +262,7 @@ class ObjectStore(StorageAdapter):
                     f"or set DATAOPS_BUCKET (storage.bucket) to an existing {noun}."
                 )
             case Failure.DENIED:
-                return StorageError(
+                return StorageAccessDenied(
                     f"Access denied ({fault.code}) to {where}. {self._advice(failure)}"
                 )
             case Failure.NO_CREDENTIALS:

@@ -156,7 +156,9 @@ class S3Storage(ObjectStore):
                 )
 
     def _probe(self, client: Any) -> None:
-        client.head_bucket(Bucket=self.bucket)
+        """GetBucketLocation: unlike HeadBucket (authorised as an unprefixed ListBucket), a
+        least-privilege team identity has it without listing the bucket."""
+        client.get_bucket_location(Bucket=self.bucket)
 
     def _endpoint_note(self) -> str:
         return f"endpoint {self._client().meta.endpoint_url}"
