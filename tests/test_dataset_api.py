@@ -89,11 +89,14 @@ class Served:
 
     def product(self, key: str) -> pd.DataFrame:
         """A product as stored, unpartitioned or every partition concatenated."""
-        storage = storage_for(load_deployment(self.env), check=False)
-        prefix = f"dev/{key}"
-        keys = [f"{prefix}.parquet"] if storage.exists(f"{prefix}.parquet") else []
-        keys += [info.key for info in storage.list(f"{prefix}/")]
-        return pd.concat([pd.read_parquet(io.BytesIO(storage.get(k))) for k in keys])
+        with pytest.MonkeyPatch.context() as environment:
+            for name, value in self.env.items():
+                environment.setenv(name, value)
+            storage = storage_for(load_deployment(self.env), check=False)
+            prefix = f"dev/{key}"
+            keys = [f"{prefix}.parquet"] if storage.exists(f"{prefix}.parquet") else []
+            keys += [info.key for info in storage.list(f"{prefix}/")]
+            return pd.concat([pd.read_parquet(io.BytesIO(storage.get(k))) for k in keys])
 
 
 def _environment(target_env: dict[str, str], home: Path) -> dict[str, str]:
@@ -322,6 +325,13 @@ def test_only_the_current_version_is_served(served: Served) -> None:
         timeout=30,
     )
     assert head.status_code == 200 and head.headers["delta-table-version"] == "1"
+    since = requests.get(
+        f"{served.api}/shares/finance_bi/schemas/analytics/tables/customer_value/version",
+        params={"startingTimestamp": "2026-01-01T00:00:00Z"},
+        headers=served.bearer("finance_bi"),
+        timeout=30,
+    )
+    assert since.status_code == 400
     assert len(_read_version(profile, "finance_bi.analytics.customer_value", 1)) > 0
     for version in (0, 2):
         with pytest.raises(requests.HTTPError) as error:

@@ -199,9 +199,9 @@ def router(sharing: Sharing) -> APIRouter:
     @api.api_route(f"{table_path}/version", methods=["GET", "HEAD"])
     def table_version(request: Request, share: str, schema: str, name: str) -> Response:
         table = sharing.table(request, share, schema, name)
-        if request.query_params.get("startingTimestamp"):
-            current_version_only({"timestamp": "given"}, sharing.catalog.snapshot(table), table)
         snapshot = sharing.catalog.snapshot(table)
+        timestamp = request.query_params.get("startingTimestamp")
+        current_version_only({"timestamp": timestamp}, snapshot, table)
         return Response(headers={VERSION_HEADER: str(snapshot.version)})
 
     @api.get(f"{table_path}/metadata")
