@@ -1,18 +1,21 @@
 """Bearer tokens of the dataset API: one principal each, stored hashed, expiring, revocable.
 
 The store is one JSON file (mode 600) in the Dagster instance home, replaced atomically on every
-change and read on every request, so a token created or revoked by ``dataops tokens`` takes
-effect on a running server at once. Only SHA-256 hashes of tokens are kept: the file alone
-grants nothing.
+change (one writer at a time) and read on every request, so a token created or revoked by
+``dataops tokens`` takes effect on a running server at once. Only SHA-256 hashes of tokens are
+kept: the file alone grants nothing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,7 +58,6 @@ class TokenStore:
         return {digest: TokenRecord(**record) for digest, record in data.items()}
 
     def _write(self, records: dict[str, TokenRecord]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, temp = tempfile.mkstemp(prefix=f".{STORE_FILE}.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -64,6 +66,16 @@ class TokenStore:
         except BaseException:
             os.unlink(temp)
             raise
+
+    @contextmanager
+    def _changing(self) -> Iterator[dict[str, TokenRecord]]:
+        """The records, written back on exit; one writer at a time (an exclusive file lock)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            records = self._read()
+            yield records
+            self._write(records)
 
     def create(self, principal: str, lifetime: timedelta | None) -> tuple[str, TokenRecord]:
         """A new token for ``principal``; only its hash is stored."""
@@ -74,9 +86,8 @@ class TokenStore:
             created=now.isoformat(),
             expires=(now + lifetime).isoformat() if lifetime is not None else None,
         )
-        records = self._read()
-        records[token_hash(token)] = record
-        self._write(records)
+        with self._changing() as records:
+            records[token_hash(token)] = record
         return token, record
 
     def principal_for(self, token: str) -> str | None:
@@ -88,18 +99,16 @@ class TokenStore:
 
     def revoke(self, token: str | None = None, principal: str | None = None) -> int:
         """Revoke one token, or every token of ``principal``; how many were revoked."""
-        records = self._read()
-        digests = (
-            [token_hash(token)]
-            if token is not None
-            else [d for d, r in records.items() if r.principal == principal]
-        )
         revoked = 0
-        for digest in digests:
-            record = records.get(digest)
-            if record is not None and not record.revoked:
-                records[digest] = replace(record, revoked=True)
-                revoked += 1
-        if revoked:
-            self._write(records)
+        with self._changing() as records:
+            digests = (
+                [token_hash(token)]
+                if token is not None
+                else [d for d, r in records.items() if r.principal == principal]
+            )
+            for digest in digests:
+                record = records.get(digest)
+                if record is not None and not record.revoked:
+                    records[digest] = replace(record, revoked=True)
+                    revoked += 1
         return revoked
