@@ -13,6 +13,7 @@ DEV_KEY := $(CURDIR)/.dataops/dev-pseudonym.key
 export DATAOPS_PSEUDONYM_KEY ?= $(shell mkdir -p $(CURDIR)/.dataops && ([ -s $(DEV_KEY) ] || (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > $(DEV_KEY))) && cat $(DEV_KEY))
 HOST ?= 127.0.0.1
 PORT ?= 3000
+API_PORT ?= 8080
 
 .PHONY: run test setup tools lint materialize
 
@@ -25,6 +26,8 @@ tools: setup
 # Only what was never materialised runs, so a second `make run` starts the UI in seconds.
 run: setup
 	$(BIN)/dataops materialize --missing
+	$(BIN)/dataops serve --host $(HOST) --port $(API_PORT) & API=$$!; trap "kill $$API" EXIT; \
+	echo "Dataset API (Delta Sharing): http://$(HOST):$(API_PORT)/delta-sharing"; \
 	$(BIN)/dg dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 materialize: setup

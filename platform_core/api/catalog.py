@@ -1,0 +1,158 @@
+"""What a principal may read, as Delta Sharing tables, from the Dagster instance and storage.
+
+One share per principal (named after it), one schema per owning team, one table per data product
+(the rest of its key joined with ``__``). A product the policy grants fully (or by default, or to
+its owner) is served from its own files; a masked grant is served under the product's own name
+from the owner's share view for that principal, never from the raw product. Only materialised
+products are listed. Team code is never imported: products come from the committed manifest,
+their versions and partitions from the instance's materialisations, sizes from storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adapters.storage.base import ObjectNotFoundError, StorageAdapter
+from platform_core.governance.access import decide
+from platform_core.governance.policy import POLICY_DIR, POLICY_DIR_VARIABLE, Policy, load_policy
+from platform_core.governance.products import Product, load_manifest
+from platform_core.io_manager import object_key
+
+TABLE_SEPARATOR = "__"
+PARTITION_COLUMN = "dataops_partition"
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class SharedTable:
+    """One table of a principal's share and the asset whose files serve it."""
+
+    share: str
+    schema: str
+    name: str
+    product: str
+    source: str
+
+    @property
+    def id(self) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataops:{self.share}/{self.product}"))
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One Parquet object of a table: storage key, exact size, stable id, partition, rows."""
+
+    key: str
+    size: int
+    id: str
+    partition: str | None
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A table's current version (its materialisations so far), files and Arrow schema."""
+
+    version: int
+    files: tuple[DataFile, ...]
+    partitioned: bool
+    schema: pa.Schema
+
+
+def table_name(product: str) -> tuple[str, str]:
+    """(schema, table) of a product key: ``sales/orders`` -> (``sales``, ``orders``)."""
+    team, *rest = product.split("/")
+    return team, TABLE_SEPARATOR.join(rest)
+
+
+def load_access(environment: str) -> tuple[Policy, Mapping[str, Product]]:
+    """The policy of ``environment`` and the product manifest, from the policy folder."""
+    folder = Path(os.environ.get(POLICY_DIR_VARIABLE) or POLICY_DIR)
+    manifest = load_manifest(folder)
+    teams = sorted({p.owner for p in manifest.values()})
+    return load_policy(environment, teams, list(manifest), folder), manifest
+
+
+class Catalog:
+    """The shares of one deployment's environment, read afresh on every call."""
+
+    def __init__(
+        self, instance: dg.DagsterInstance, storage: StorageAdapter, environment: str
+    ) -> None:
+        self.instance = instance
+        self.storage = storage
+        self.environment = environment
+
+    def policy(self) -> tuple[Policy, Mapping[str, Product]]:
+        return load_access(self.environment)
+
+    def is_principal(self, principal: str) -> bool:
+        return principal in self.policy()[0].principals
+
+    def tables(self, principal: str) -> list[SharedTable]:
+        """The materialised tables ``principal`` may read, in product order."""
+        policy, manifest = self.policy()
+        tables = []
+        for product in sorted(manifest):
+            decision = decide(policy, manifest, principal, product)
+            if decision.allowed:
+                source = product
+            elif decision.mode == "masked" and decision.share_view:
+                source = decision.share_view
+                if not decide(policy, manifest, principal, source).allowed:
+                    continue
+            else:
+                continue
+            if self.instance.get_latest_materialization_event(dg.AssetKey(source.split("/"))):
+                tables.append(SharedTable(principal, *table_name(product), product, source))
+        return tables
+
+    def table(self, principal: str, schema: str, name: str) -> SharedTable | None:
+        for table in self.tables(principal):
+            if (table.schema, table.name) == (schema, name):
+                return table
+        return None
+
+    def snapshot(self, table: SharedTable) -> Snapshot:
+        """The table's version and newest file of each partition (or its one file)."""
+        asset_key = dg.AssetKey(table.source.split("/"))
+        latest: dict[str | None, dg.EventLogRecord] = {}
+        version, cursor = 0, None
+        while True:
+            result = self.instance.fetch_materializations(asset_key, limit=PAGE, cursor=cursor)
+            for record in result.records:
+                version += 1
+                latest.setdefault(record.partition_key, record)
+            if not result.has_more:
+                break
+            cursor = result.cursor
+        files = []
+        for partition in sorted(latest, key=lambda p: p or ""):
+            key = object_key(self.environment, asset_key, partition)
+            try:
+                info = self.storage.stat(key)
+            except ObjectNotFoundError:
+                continue
+            materialization = latest[partition].asset_materialization
+            rows = materialization.metadata.get("dagster/row_count") if materialization else None
+            file_id = hashlib.sha256(f"{key}\0{info.etag}".encode()).hexdigest()
+            files.append(DataFile(key, info.size, file_id, partition, rows.value if rows else None))
+        partitioned = any(p is not None for p in latest)
+        schema = self._schema(files[0].key) if files else pa.schema([])
+        return Snapshot(version, tuple(files), partitioned, schema)
+
+    def _schema(self, key: str) -> pa.Schema:
+        with self.storage.open(key) as stream:
+            source = stream if stream.seekable() else pa.BufferReader(stream.read())
+            schema = pq.read_schema(source)
+        keep = [f for f in schema if not f.name.startswith("__index_level_")]
+        return pa.schema(keep)

@@ -1,0 +1,374 @@
+"""The dataset API: the official ``delta-sharing`` client reads exactly what the policy grants.
+
+The example graph is materialised with ``dataops materialize --all`` into a fresh instance, once
+on the local target and once on S3 (the real moto server); ``dataops serve`` then runs on
+127.0.0.1 on a free port, and each principal reads through a profile written by ``dataops tokens
+create``. What the client returns is compared with the Parquet objects in storage.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import delta_sharing
+import pandas as pd
+import pytest
+import requests
+from conftest import DATAOPS_VARIABLES, TEST_PSEUDONYM_KEY
+from servers import _s3_env, free_port, s3_bucket
+
+from config import load_deployment
+from platform_core.api.signing import Signer
+from platform_core.api.tokens import TokenStore
+from platform_core.storage_factory import storage_for
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNING_KEY = "test-only-signing-key-0123456789abcdef"
+EU = {"DE", "FR", "NL", "ES", "IT"}
+ANALYTICS_PRODUCTS = [
+    "customer_reach",
+    "customer_scores",
+    "customer_value",
+    "regional_daily_revenue",
+    "revenue_by_country",
+]
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running ``dataops serve`` over a materialised graph, and the environment it runs in."""
+
+    env: dict[str, str]
+    url: str
+    folder: Path
+    profiles: dict[str, str] = field(default_factory=dict)
+
+    def dataops(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "platform_core.cli", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def token(self, principal: str, *options: str) -> str:
+        done = self.dataops("tokens", "create", "--principal", principal, *options)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert len(lines) == 1
+        return lines[0]
+
+    def profile(self, principal: str) -> str:
+        """The principal's profile file, made once by ``dataops tokens create --profile``."""
+        if principal not in self.profiles:
+            path = self.folder / f"{principal}.share"
+            self.token(principal, "--profile", str(path), "--endpoint", self.url)
+            self.profiles[principal] = str(path)
+        return self.profiles[principal]
+
+    def bearer(self, principal: str) -> dict[str, str]:
+        token = json.loads(Path(self.profile(principal)).read_text())["bearerToken"]
+        return {"Authorization": f"Bearer {token}"}
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/delta-sharing"
+
+    def product(self, key: str) -> pd.DataFrame:
+        """A product as stored, unpartitioned or every partition concatenated."""
+        with pytest.MonkeyPatch.context() as environment:
+            for name, value in self.env.items():
+                environment.setenv(name, value)
+            storage = storage_for(load_deployment(self.env), check=False)
+            prefix = f"dev/{key}"
+            keys = [f"{prefix}.parquet"] if storage.exists(f"{prefix}.parquet") else []
+            keys += [info.key for info in storage.list(f"{prefix}/")]
+            return pd.concat([pd.read_parquet(io.BytesIO(storage.get(k))) for k in keys])
+
+
+def _environment(target_env: dict[str, str], home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DATAOPS_VARIABLES)}
+    env.update(target_env)
+    env.update(
+        DAGSTER_HOME=str(home),
+        DATAOPS_PSEUDONYM_KEY=TEST_PSEUDONYM_KEY,
+        DATAOPS_API_SIGNING_KEY=SIGNING_KEY,
+        DATAOPS__COMPUTE__EXECUTOR="in_process",
+    )
+    return env
+
+
+@pytest.fixture(scope="module", params=["local", "aws"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp(f"api-{request.param}")
+    if request.param == "local":
+        target = {"DATAOPS_TARGET": "local", "DATAOPS_LOCAL_ROOT": str(folder / "storage")}
+    else:
+        target = _s3_env("aws", request.getfixturevalue("s3_server"), "eu-west-1")
+    with s3_bucket(target) if request.param == "aws" else nullcontext():
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        served = Served(_environment(target, folder / "home"), url, folder)
+        done = served.dataops("materialize", "--all")
+        assert done.returncode == 0, done.stdout + done.stderr
+        with (folder / "serve.log").open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "platform_core.cli", "serve", "--port", str(port)],
+                env=served.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_until_up(served, server)
+            yield served
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _wait_until_up(served: Served, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, (served.folder / "serve.log").read_text()
+        try:
+            requests.get(f"{served.api}/shares", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    pytest.fail("dataops serve did not answer within 60 s")
+
+
+def _read(profile: str, table: str) -> pd.DataFrame:
+    return delta_sharing.load_as_pandas(f"{profile}#{table}")
+
+
+def _same_rows(got: pd.DataFrame, expected: pd.DataFrame, by: str | list[str]) -> None:
+    assert list(got.columns) == list(expected.columns)
+    got = got.sort_values(by).reset_index(drop=True)
+    expected = expected.sort_values(by).reset_index(drop=True)
+    for column in expected.columns:
+        assert got[column].astype(str).tolist() == expected[column].astype(str).tolist(), column
+
+
+def _tables(profile: str) -> list[str]:
+    client = delta_sharing.SharingClient(profile)
+    return [f"{t.share}.{t.schema}.{t.name}" for t in client.list_all_tables()]
+
+
+def test_partner_portal_reads_eu_orders_without_customer_ids(served: Served) -> None:
+    profile = served.profile("partner_portal")
+    assert _tables(profile) == ["partner_portal.sales.orders"]
+    got = _read(profile, "partner_portal.sales.orders")
+    orders = served.product("sales/orders")
+    assert "customer_id" not in got.columns
+    assert set(got["country"]) <= EU
+    assert len(got) == orders["country"].isin(EU).sum() > 0
+    _same_rows(got, served.product("sales/shares/partner_portal/orders"), "order_id")
+
+
+def test_analytics_reads_pseudonymised_customers_and_full_orders(served: Served) -> None:
+    profile = served.profile("analytics")
+    tables = _tables(profile)
+    assert "analytics.sales.customers" in tables
+    assert "analytics.sales.orders" in tables
+    assert "analytics.sales.raw_orders" not in tables
+    customers = served.product("sales/customers")
+    got = _read(profile, "analytics.sales.customers")
+    assert not set(got["email"]) & set(customers["email"])
+    _same_rows(got, served.product("sales/shares/analytics/customers"), "customer_id")
+    _same_rows(_read(profile, "analytics.sales.orders"), served.product("sales/orders"), "order_id")
+
+
+def test_finance_reads_the_analytics_products_partitions_included(served: Served) -> None:
+    profile = served.profile("finance_bi")
+    assert _tables(profile) == [f"finance_bi.analytics.{name}" for name in ANALYTICS_PRODUCTS]
+    got = _read(profile, "finance_bi.analytics.regional_daily_revenue")
+    stored = served.product("analytics/regional_daily_revenue")
+    assert got["dataops_partition"].nunique() > 1
+    _same_rows(got.drop(columns="dataops_partition"), stored, ["day", "channel"])
+    _same_rows(
+        _read(profile, "finance_bi.analytics.customer_value"),
+        served.product("analytics/customer_value"),
+        "customer_id",
+    )
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "partner_portal.sales.customers",
+        "partner_portal.sales.raw_orders",
+        "partner_portal.analytics.revenue_by_country",
+        "partner_portal.sales.shares__partner_portal__orders",
+        "analytics.sales.orders",
+    ],
+)
+def test_what_is_not_granted_is_refused_alike_whether_it_exists_or_not(
+    served: Served, table: str
+) -> None:
+    profile = served.profile("partner_portal")
+    with pytest.raises(requests.HTTPError) as error:
+        _read(profile, table)
+    assert error.value.response.status_code == 403
+    share, schema, name = table.split(".")
+    answers = [
+        requests.post(
+            f"{served.api}/shares/{share}/schemas/{schema}/tables/{name}/query",
+            json={},
+            headers=served.bearer("partner_portal"),
+            timeout=30,
+        )
+        for share, schema, name in [(share, schema, name), (share, "nowhere", "nothing")]
+    ]
+    assert [a.status_code for a in answers] == [403, 403]
+    assert answers[0].json() == answers[1].json()
+
+
+def _status(served: Served, token: str | None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return requests.get(f"{served.api}/shares", headers=headers, timeout=30).status_code
+
+
+def test_tokens_missing_bad_expired_or_revoked_are_refused(served: Served) -> None:
+    assert _status(served, None) == 401
+    assert _status(served, "dsh_not-a-token") == 401
+    expired, _ = TokenStore(served.folder / "home" / "api").create("analytics", timedelta(0))
+    assert _status(served, expired) == 401
+    token = served.token("analytics", "--expires", "1h")
+    assert _status(served, token) == 200
+    assert served.dataops("tokens", "revoke", "--token", token).returncode == 0
+    assert _status(served, token) == 401
+    assert served.dataops("tokens", "revoke", "--token", token).returncode == 1
+    store = TokenStore(served.folder / "home" / "api")
+    sales = [store.create("sales", timedelta(hours=1))[0] for _ in range(2)]
+    assert [_status(served, t) for t in sales] == [200, 200]
+    assert served.dataops("tokens", "revoke", "--principal", "sales").returncode == 0
+    assert [_status(served, t) for t in sales] == [401, 401]
+
+
+def _file_urls(served: Served, principal: str, table: str, **body: object) -> list[dict]:
+    share, schema, name = table.split(".")
+    answer = requests.post(
+        f"{served.api}/shares/{share}/schemas/{schema}/tables/{name}/query",
+        json=body,
+        headers=served.bearer(principal),
+        timeout=30,
+    )
+    answer.raise_for_status()
+    lines = [json.loads(line) for line in answer.text.splitlines()]
+    return [line["file"] for line in lines if "file" in line]
+
+
+def test_signed_urls_tampered_or_expired_are_refused(served: Served) -> None:
+    (action,) = _file_urls(served, "finance_bi", "finance_bi.analytics.customer_value")
+    assert requests.get(action["url"], timeout=30).status_code == 200
+    base, _, reference = action["url"].rpartition("/")
+    payload, _, mac = reference.partition(".")
+    forged = Signer(b"another key").sign("dev/sales/customers.parquet", time.time() + 60)
+    signer = Signer(SIGNING_KEY.encode())
+    refused = [
+        f"{base}/{payload[:-2]}AA.{mac}",
+        f"{base}/{forged.partition('.')[0]}.{mac}",
+        f"{base}/{forged}",
+        f"{base}/{signer.sign('dev/analytics/customer_value.parquet', time.time() - 1)}",
+    ]
+    for url in refused:
+        answer = requests.get(url, timeout=30)
+        assert answer.status_code == 403, url
+        assert "customers" not in answer.text
+    fresh = signer.sign("dev/analytics/customer_value.parquet", time.time() + 60)
+    assert requests.get(f"{base}/{fresh}", timeout=30).status_code == 200
+
+
+def test_file_urls_answer_head_and_byte_ranges_with_the_exact_size(served: Served) -> None:
+    files = _file_urls(served, "finance_bi", "finance_bi.analytics.regional_daily_revenue")
+    assert len(files) > 1
+    assert len({f["id"] for f in files}) == len(files)
+    version = requests.head(
+        f"{served.api}/shares/finance_bi/schemas/analytics/tables/regional_daily_revenue/version",
+        headers=served.bearer("finance_bi"),
+        timeout=30,
+    )
+    assert version.headers["delta-table-version"] == str(len(files))
+    for action in files[:2]:
+        head = requests.head(action["url"], timeout=30)
+        assert int(head.headers["Content-Length"]) == action["size"]
+        whole = requests.get(action["url"], timeout=30).content
+        assert len(whole) == action["size"] and whole[:4] == whole[-4:] == b"PAR1"
+        first = requests.get(action["url"], headers={"Range": "bytes=0-3"}, timeout=30)
+        assert first.status_code == 206 and first.content == b"PAR1"
+        tail = requests.get(action["url"], headers={"Range": "bytes=-8"}, timeout=30)
+        assert tail.status_code == 206 and tail.content == whole[-8:]
+        middle = requests.get(action["url"], headers={"Range": "bytes=10-99"}, timeout=30)
+        assert middle.content == whole[10:100]
+        assert middle.headers["Content-Range"] == f"bytes 10-99/{action['size']}"
+    again = _file_urls(served, "finance_bi", "finance_bi.analytics.regional_daily_revenue")
+    assert [f["id"] for f in again] == [f["id"] for f in files]
+    limited = _file_urls(
+        served, "finance_bi", "finance_bi.analytics.regional_daily_revenue", limitHint=1
+    )
+    assert len(limited) == 1
+
+
+def test_only_the_current_version_is_served(served: Served) -> None:
+    profile = served.profile("finance_bi")
+    head = requests.head(
+        f"{served.api}/shares/finance_bi/schemas/analytics/tables/customer_value/version",
+        headers=served.bearer("finance_bi"),
+        timeout=30,
+    )
+    assert head.status_code == 200 and head.headers["delta-table-version"] == "1"
+    since = requests.get(
+        f"{served.api}/shares/finance_bi/schemas/analytics/tables/customer_value/version",
+        params={"startingTimestamp": "2026-01-01T00:00:00Z"},
+        headers=served.bearer("finance_bi"),
+        timeout=30,
+    )
+    assert since.status_code == 400
+    assert len(_read_version(profile, "finance_bi.analytics.customer_value", 1)) > 0
+    for version in (0, 2):
+        with pytest.raises(requests.HTTPError) as error:
+            _read_version(profile, "finance_bi.analytics.customer_value", version)
+        assert error.value.response.status_code == 400
+        assert error.value.response.json()["errorCode"] == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(requests.HTTPError) as error:
+        delta_sharing.load_as_pandas(
+            f"{profile}#finance_bi.analytics.customer_value", timestamp="2026-01-01T00:00:00Z"
+        )
+    assert error.value.response.status_code == 400
+
+
+def _read_version(profile: str, table: str, version: int) -> pd.DataFrame:
+    return delta_sharing.load_as_pandas(f"{profile}#{table}", version=version)
+
+
+def test_token_create_prints_only_the_token_and_writes_a_private_profile(served: Served) -> None:
+    path = served.folder / "cli.share"
+    token = served.token("finance_bi", "--expires", "2d", "--profile", str(path))
+    profile = json.loads(path.read_text())
+    assert profile["bearerToken"] == token
+    assert profile["endpoint"] == "http://127.0.0.1:8080/delta-sharing"
+    assert profile["shareCredentialsVersion"] == 1
+    assert profile["expirationTime"].endswith("Z")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    unknown = served.dataops("tokens", "create", "--principal", "mallory")
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert "'mallory' is not a principal" in unknown.stderr
+    stored = (served.folder / "home" / "api" / "tokens.json").read_text()
+    assert token not in stored
