@@ -131,12 +131,7 @@ class LandingFeed:
             cursor = LandingCursor.parse(context.cursor)
             listing = functools.partial(landing.list, team, feed)
 
-            def known(key: str) -> bool:
-                return not is_data(key) or context.instance.has_dynamic_partition(
-                    partitions_def.name, key
-                )
-
-            found, cursor = scan(listing, cursor, limits, time.time(), known)
+            found, cursor = scan(listing, cursor, limits, time.time())
             found = [info for info in found if is_data(info.key)]
             partition_keys = list(dict.fromkeys(info.key for info in found))
             return dg.SensorResult(

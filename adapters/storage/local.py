@@ -195,9 +195,10 @@ class LocalStorage(StorageAdapter):
 
 
 def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    """``modified`` is when the file became what it is at this key: a rename counts (ctime)."""
     return ObjectInfo(
         key=key,
         size=st.st_size,
         etag=f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}",
-        modified=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+        modified=datetime.fromtimestamp(max(st.st_mtime, st.st_ctime), tz=UTC),
     )
