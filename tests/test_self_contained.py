@@ -84,11 +84,12 @@ def test_make_bootstraps_uv_into_the_project_when_none_is_on_path(tmp_path: Path
         text=True,
         check=True,
     ).stdout.splitlines()
-    assert planned == [
+    assert planned[:2] == [
         f"{clone}/.tools/uv-venv/bin/uv sync --frozen",
         f"{clone}/.venv/bin/dataops materialize --missing",
-        f"{clone}/.venv/bin/dg dev -w workspace.yaml -h 127.0.0.1 -p 3999",
     ]
+    assert planned[2].startswith(f"{clone}/.venv/bin/dataops serve --host 127.0.0.1 --port 8080 &")
+    assert planned[-1].strip() == f"{clone}/.venv/bin/dg dev -w workspace.yaml -h 127.0.0.1 -p 3999"
 
 
 def shim(folder: Path, name: str, body: str) -> None:
