@@ -98,8 +98,9 @@ def test_team_locations_on_local_import_no_cloud_sdk(tmp_path: Path, load: bool)
     assert root.exists() is load, "only loading a location may touch storage"
 
 
-def test_importing_a_location_touches_no_storage_even_when_unreachable() -> None:
+def test_importing_a_location_touches_no_storage_even_when_unreachable(tmp_path: Path) -> None:
     unreachable = {
+        "DAGSTER_HOME": str(tmp_path),
         "DATAOPS_TARGET": "onprem",
         "DATAOPS_BUCKET": "lake",
         "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
