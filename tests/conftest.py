@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,15 @@ def run_dataops(args: list, env: dict, home: Path) -> subprocess.CompletedProces
         text=True,
         timeout=600,
     )
+
+
+@contextmanager
+def deployment_environment(env: dict) -> Iterator[None]:
+    """The process environment of a module-scoped fixture: only ``env`` of the deployment's."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(DATAOPS_VARIABLES):
+                patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield

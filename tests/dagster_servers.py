@@ -168,3 +168,14 @@ def _listens(port: int) -> bool:
 def _queue_healthy(url: str) -> bool:
     answer = requests.post(f"{url}/graphql", json={"query": QUEUE_HEALTH}, timeout=10).json()
     return bool(answer["data"]["instance"]["daemonHealth"]["daemonStatus"]["healthy"])
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    """The ``data`` of one GraphQL call to the webserver at ``url``; errors fail the test."""
+    response = requests.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+    )
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]

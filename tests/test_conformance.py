@@ -23,7 +23,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import OWNER_SECRETS
+from conftest import OWNER_SECRETS, deployment_environment
 from lineage_checks import check_lineage
 
 from config import load_deployment
@@ -80,12 +80,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         "DATAOPS_LOCAL_ROOT": str(root / "storage"),
         **OWNER_SECRETS,
     }
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("DATAOPS_", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR")):
-                patch.delenv(name)
-        for name, value in env.items():
-            patch.setenv(name, value)
+    with deployment_environment(env):
         with dg.DagsterInstance.ephemeral() as instance:
             assert materialize_all(instance, echo=lambda _: None)
         yield {"hashes": content_hashes(env), "lineage": lineage()}

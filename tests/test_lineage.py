@@ -8,7 +8,6 @@ target are asserted in ``test_conformance.py`` through ``lineage_checks.check_li
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import OWNER_SECRETS, write_policy
+from conftest import OWNER_SECRETS, deployment_environment, write_policy
 from lineage_checks import read_events, runs_of, validation_errors
 from locations.failing import team as broken
 from openlineage.client.serde import Serde
@@ -46,16 +45,10 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         **OWNER_SECRETS,
     }
     (base / "home").mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("DATAOPS_", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR")):
-                patch.delenv(name)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        with dg.DagsterInstance.get() as instance:
-            assert materialize_all(instance, echo=lambda _: None)
-            events = read_events(base / "home")
-            yield {"env": env, "home": base / "home", "instance": instance, "events": events}
+    with deployment_environment(env), dg.DagsterInstance.get() as instance:
+        assert materialize_all(instance, echo=lambda _: None)
+        events = read_events(base / "home")
+        yield {"env": env, "home": base / "home", "instance": instance, "events": events}
 
 
 def _step_events(events: list[dict], job: str, state: str = "COMPLETE") -> list[dict]:

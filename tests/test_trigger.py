@@ -22,7 +22,7 @@ import dagster as dg
 import pytest
 import requests
 from conftest import write_policy
-from dagster_servers import code_servers, dagster_servers
+from dagster_servers import code_servers, dagster_servers, graphql
 from locations.ops import team as ops
 from servers import free_port
 
@@ -56,16 +56,6 @@ class Deployment:
     url: str
     home: Path
     gates: Path
-
-
-def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    response = requests.post(
-        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
-    )
-    response.raise_for_status()
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
 
 
 def runs(url: str) -> dict[str, dict[str, str]]:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import requests
-from dagster_servers import ROOT, dagster_servers
+from dagster_servers import ROOT, dagster_servers, graphql
 
 from platform_core.feeds import land_samples, register_landed_files
 from platform_core.materialize import workspace_locations
@@ -65,16 +64,6 @@ def webserver(home: Path) -> Iterator[str]:
     )
     with dagster_servers(home, [ROOT / "workspace.yaml"]) as url:
         yield url
-
-
-def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    response = requests.post(
-        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
-    )
-    response.raise_for_status()
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
 
 
 def test_both_locations_load_and_list_their_assets(webserver: str) -> None:
