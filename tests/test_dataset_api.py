@@ -149,7 +149,7 @@ def _wait_until_up(served: Served, server: subprocess.Popen[bytes]) -> None:
         try:
             requests.get(f"{served.api}/shares", timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.2)
     pytest.fail("dataops serve did not answer within 60 s")
 
