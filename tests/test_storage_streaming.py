@@ -53,14 +53,18 @@ def test_failed_streamed_write_keeps_the_previous_version(
 ) -> None:
     """Before and after the first part went up, an exception publishes nothing."""
     storage.put("stream/safe.bin", b"previous")
-    with pytest.raises(RuntimeError, match="writer broke"):
-        with storage.open_output("stream/safe.bin") as output:
-            output.write(payload[:after])
-            raise RuntimeError("writer broke")
-    with pytest.raises(RuntimeError, match="writer broke"):
-        with storage.open_output("stream/new.bin") as output:
-            output.write(payload[:after])
-            raise RuntimeError("writer broke")
+    with (
+        pytest.raises(RuntimeError, match="writer broke"),
+        storage.open_output("stream/safe.bin") as output,
+    ):
+        output.write(payload[:after])
+        raise RuntimeError("writer broke")
+    with (
+        pytest.raises(RuntimeError, match="writer broke"),
+        storage.open_output("stream/new.bin") as output,
+    ):
+        output.write(payload[:after])
+        raise RuntimeError("writer broke")
     assert storage.get("stream/safe.bin") == b"previous"
     assert [info.key for info in storage.list("stream/")] == ["stream/safe.bin"]
     with pytest.raises(ValueError):
@@ -77,11 +81,15 @@ def test_unfinished_writer_closed_without_commit_publishes_nothing(
 
 
 def test_parquet_streams_in_and_is_read_by_range(storage: StorageAdapter) -> None:
-    table = pa.table({"n": pa.array(range(30_000), pa.int64()), "s": [f"r{i}" for i in range(30_000)]})
-    with storage.open_output("stream/table.parquet") as output:
-        with pq.ParquetWriter(output, table.schema) as writer:
-            for batch in table.to_batches(max_chunksize=10_000):
-                writer.write_batch(batch)
+    table = pa.table(
+        {"n": pa.array(range(30_000), pa.int64()), "s": [f"r{i}" for i in range(30_000)]}
+    )
+    with (
+        storage.open_output("stream/table.parquet") as output,
+        pq.ParquetWriter(output, table.schema) as writer,
+    ):
+        for batch in table.to_batches(max_chunksize=10_000):
+            writer.write_batch(batch)
     parquet = pq.ParquetFile(storage.open_input("stream/table.parquet"))
     assert parquet.metadata.num_row_groups == 3
     assert parquet.read_row_group(2, columns=["n"]).column("n").to_pylist() == list(

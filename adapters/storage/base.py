@@ -151,7 +151,7 @@ class _SpooledOutput(ObjectOutput):
     def __init__(self, adapter: StorageAdapter, key: str) -> None:
         super().__init__()
         self._adapter, self._key = adapter, key
-        self._spool = tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE)
+        self._spool = tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE)  # noqa: SIM115 (kept open until commit)
 
     def _send(self, data: Any) -> None:
         self._spool.write(data)
@@ -227,7 +227,7 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
         """
         import pyarrow as pa
 
-        spool = tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE)
+        spool = tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE)  # noqa: SIM115 (returned open)
         try:
             self.download(key, spool)
         except BaseException:
