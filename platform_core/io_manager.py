@@ -134,16 +134,15 @@ def _pieces(product: Product) -> tuple[pa.Schema, Iterable[pa.Table]]:
 
 
 def _row_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
-    gathered: list[pa.RecordBatch] = []
-    rows = 0
+    """The reader's rows as tables of exactly ``ROW_GROUP_ROWS`` (the last one shorter)."""
+    gathered = reader.schema.empty_table()
     for batch in reader:
-        gathered.append(batch)
-        rows += batch.num_rows
-        if rows >= ROW_GROUP_ROWS:
-            yield pa.Table.from_batches(gathered, reader.schema)
-            gathered, rows = [], 0
-    if gathered:
-        yield pa.Table.from_batches(gathered, reader.schema)
+        gathered = pa.concat_tables([gathered, pa.Table.from_batches([batch], reader.schema)])
+        while gathered.num_rows >= ROW_GROUP_ROWS:
+            yield gathered.slice(0, ROW_GROUP_ROWS)
+            gathered = gathered.slice(ROW_GROUP_ROWS)
+    if gathered.num_rows:
+        yield gathered
 
 
 class DataProductIOManager(dg.ConfigurableIOManager):
