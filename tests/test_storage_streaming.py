@@ -38,15 +38,6 @@ def test_streamed_write_is_published_on_commit(storage: StorageAdapter, payload:
     assert storage.get("stream/big.bin") == payload
 
 
-def test_small_and_empty_streamed_writes(storage: StorageAdapter) -> None:
-    with storage.open_output("stream/small.txt") as output:
-        output.write(b"small")
-    with storage.open_output("stream/empty.txt"):
-        pass
-    assert storage.get("stream/small.txt") == b"small"
-    assert storage.get("stream/empty.txt") == b""
-
-
 @pytest.mark.parametrize("after", [MIB, CHUNK_SIZE + 2 * MIB])
 def test_failed_streamed_write_keeps_the_previous_version(
     storage: StorageAdapter, payload: bytes, after: int
@@ -71,15 +62,6 @@ def test_failed_streamed_write_keeps_the_previous_version(
         output.write(b"after the abort")
 
 
-def test_unfinished_writer_closed_without_commit_publishes_nothing(
-    storage: StorageAdapter,
-) -> None:
-    output = storage.open_output("stream/closed.bin")
-    output.write(b"half")
-    output.close()
-    assert not storage.exists("stream/closed.bin")
-
-
 def test_parquet_streams_in_and_is_read_by_range(storage: StorageAdapter) -> None:
     table = pa.table(
         {"n": pa.array(range(30_000), pa.int64()), "s": [f"r{i}" for i in range(30_000)]}
@@ -102,7 +84,19 @@ def test_parquet_streams_in_and_is_read_by_range(storage: StorageAdapter) -> Non
     assert source.size() == storage.stat("stream/table.parquet").size
 
 
-def test_open_input_of_a_missing_key_is_not_found(storage: StorageAdapter) -> None:
+def test_small_empty_unfinished_and_missing(storage: StorageAdapter) -> None:
+    """One plain upload below a part; an empty object; a writer closed without commit publishes
+    nothing; a missing key is not found; a bad key is refused before any upload."""
+    with storage.open_output("stream/small.txt") as output:
+        output.write(b"small")
+    with storage.open_output("stream/empty.txt"):
+        pass
+    unfinished = storage.open_output("stream/closed.bin")
+    unfinished.write(b"half")
+    unfinished.close()
+    assert storage.get("stream/small.txt") == b"small"
+    assert storage.get("stream/empty.txt") == b""
+    assert not storage.exists("stream/closed.bin")
     with pytest.raises(ObjectNotFoundError, match="nothing/here"):
         storage.open_input("nothing/here")
     with pytest.raises(ValueError):
