@@ -30,6 +30,9 @@ is written once and no second copy of the product is held. Every outgoing piece 
 leaves the previous version readable. Reads decode from the adapter's ``open_input`` (a memory
 map locally, ranged reads on object stores) with ``ParquetFile`` directly (``read_table``'s
 dataset layer keeps the Arrow buffers alive), and hand Arrow memory back while a frame is built.
+A frame or table is read whole, so its column chunks are fetched in a few coalesced ranges
+(``pre_buffer``: one request instead of one per chunk, what makes object stores fast); a reader
+fetches chunk by chunk, so its memory stays one row group.
 """
 
 from __future__ import annotations
@@ -227,12 +230,12 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         keys = self._keys(context)
         if len(keys) == 1:
             with self._refusal(context):
-                return _as(wanted, [self._open(keys[0])])
+                return _as(wanted, [self._open(keys[0], wanted)])
         files, missing = [], []
         for partition, key in zip(_ordered_partitions(context), keys, strict=True):
             try:
                 with self._refusal(context):
-                    files.append(self._open(key))
+                    files.append(self._open(key, wanted))
             except ObjectNotFoundError:
                 missing.append(partition)
         name = context.asset_key.to_user_string()
@@ -271,8 +274,9 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 "missing_count": len(missing),
             }
 
-    def _open(self, key: str) -> pq.ParquetFile:
-        return pq.ParquetFile(self.storage.open_input(key), pre_buffer=False)
+    def _open(self, key: str, wanted: Any) -> pq.ParquetFile:
+        whole = wanted is not pa.RecordBatchReader
+        return pq.ParquetFile(self.storage.open_input(key), pre_buffer=whole)
 
 
 def _wanted_type(context: dg.InputContext) -> Any:

@@ -156,7 +156,7 @@ class AzureBlobStorage(ObjectStore):
             length=length,
             etag=etag,
             match_condition=MatchConditions.IfNotModified,
-            max_concurrency=1,
+            max_concurrency=UPLOAD_CONCURRENCY,
         )
         return download.readall()
 

@@ -7,8 +7,8 @@ lexicographic order and can resume after any key, which is what makes sensors O(
 
 Columnar writers and readers stream: ``open_output`` is a writable stream published whole when its
 ``with`` block ends cleanly and never in part, and ``open_input`` is a random-access file for
-``pyarrow`` (a memory map locally, ranged reads on object stores), so a product larger than memory
-passes through without a full local copy.
+``pyarrow`` (the file itself locally, ranged reads on object stores), so a product larger than
+memory passes through without a full local copy.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
     def open_input(self, key: str) -> pa.NativeFile:
         """The object as a random-access file for ``pyarrow`` readers (Parquet footers, row groups).
 
-        Backends override this with a memory map or ranged reads; this fallback downloads into a
+        Backends override this with positional or ranged reads; this fallback downloads into a
         temporary file.
         """
         import pyarrow as pa

@@ -2,8 +2,9 @@
 
 Atomic writes go to a hidden temporary file in the destination directory, are flushed to disk,
 then renamed over the key (``os.replace`` is atomic within one filesystem); ``open_output`` hands
-the writer that temporary file itself, so each byte is written once. ``open_input`` is a read-only
-memory map of the file, which ``pyarrow`` decodes without copying it. Listing walks
+the writer that temporary file itself, so each byte is written once. ``open_input`` is the file
+itself, read by position (not a memory map: a mapped file counts in the reader's RSS, all of it
+once a large product was streamed through). Listing walks
 directories in key order and skips whole directories that sort before ``start_after``, so a
 sensor over date-prefixed keys reads only the newest folders.
 
@@ -17,7 +18,6 @@ writer are swept when a listing meets them, once they are older than ``ORPHAN_AG
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import shutil
 import stat
@@ -93,11 +93,7 @@ class LocalStorage(StorageAdapter):
     def open_input(self, key: str) -> pa.NativeFile:
         import pyarrow as pa
 
-        with self.open(key) as file:
-            if os.fstat(file.fileno()).st_size == 0:
-                return pa.BufferReader(b"")
-            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        return pa.BufferReader(pa.py_buffer(mapped))
+        return pa.PythonFile(self.open(key), mode="r")
 
     def download(self, key: str, sink: BinaryIO) -> None:
         with self.open(key) as source:
