@@ -3,8 +3,8 @@
 For each cloud adapter, against its real local server (moto S3, Azurite, fake-gcs-server):
 
 - platform: ``DataProductIOManager.handle_output`` / ``load_input`` over the adapter that
-  ``storage_for`` resolves, which spools Parquet to a temporary file and streams it with
-  ``adapter.put`` / ``adapter.download``;
+  ``storage_for`` resolves, which encodes Parquet straight into ``adapter.open_output`` and
+  decodes it from ``adapter.open_input`` (``bench/data_path_bench.py`` adds ``pyarrow.fs``);
 - raw: ``pq.write_table`` to a temporary file and the SDK's own call with its defaults (boto3
   ``upload_fileobj`` / ``download_fileobj``, azure ``upload_blob`` / ``download_blob().readinto``,
   google ``upload_from_file`` / ``download_to_file``), then ``pq.read_table``.

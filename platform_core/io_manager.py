@@ -1,4 +1,9 @@
-"""Data products as Parquet: pandas DataFrames stored through the target's storage adapter.
+"""Data products as Parquet, stored through the target's storage adapter.
+
+A product is a pandas ``DataFrame``, a ``pyarrow.Table``, or a ``pyarrow.RecordBatchReader`` for
+products larger than memory: written row group by row group and read back as a reader, one batch
+at a time. The asset's return annotation (or the object) decides how it is written, the input's
+annotation how it is read back, whatever type wrote it.
 
 Key layout, inside the adapter's root (directory, or bucket and prefix)::
 
@@ -15,23 +20,28 @@ digit, holds letters, digits, spaces and ``._=+@,-``, is at most 200 bytes and d
 or empty segment, ``%``, control characters, a 300-character file name) is stored under one
 name, its readable start and its SHA-256 joined by ``~`` (which no key stored as-is contains),
 and the original is recorded as ``dataops/partition_key``. Multi-partition loads (a downstream
-asset reading a range or all partitions) come back as one frame, in partition order.
+asset reading a range or all partitions) come back in partition order: as one frame or table, or
+as one reader streaming partition after partition.
 
-Parquet is written to a local temporary file in row-group slices and then streamed to storage,
-so neither the write nor the upload holds a second full copy of the frame in memory. Reads use
-``ParquetFile`` directly (``read_table``'s dataset layer keeps the Arrow buffers alive), decode
-without pre-buffering the whole file, and hand Arrow memory back while the DataFrame is built.
-The adapter's atomic ``put`` means a failed write leaves the previous version readable.
+Parquet is encoded in row-group slices straight into the adapter's ``open_output`` stream (the
+local file that is renamed into place, or the multipart, block or resumable upload), so every byte
+is written once and no second copy of the product is held. Every outgoing piece passes through
+``_write`` before it is encoded. The stream publishes only on a clean finish, so a failed write
+leaves the previous version readable. Reads decode from the adapter's ``open_input`` (a memory
+map locally, ranged reads on object stores) with ``ParquetFile`` directly (``read_table``'s
+dataset layer keeps the Arrow buffers alive), and hand Arrow memory back while a frame is built.
+A frame or table is read whole, so its column chunks are fetched in a few coalesced ranges
+(``pre_buffer``: one request instead of one per chunk, what makes object stores fast); a reader
+fetches chunk by chunk, so its memory stays one row group.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import BinaryIO
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -43,7 +53,7 @@ from adapters.storage.base import ObjectNotFoundError, StorageAdapter
 from platform_core.governance.guard import AccessGuard
 
 ROW_GROUP_ROWS = 1_000_000
-SPOOL_BYTES = 64 * 1024 * 1024
+BATCH_ROWS = 128 * 1024
 MAX_SEGMENT_BYTES = 200
 MAX_KEY_BYTES = 800
 READABLE_CHARACTERS = 140
@@ -98,18 +108,44 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
     )
 
 
-def _write_parquet(frame: pd.DataFrame, sink: BinaryIO) -> pa.Schema:
-    is_default_index = isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
-    if not is_default_index or len(frame) <= ROW_GROUP_ROWS:
-        table = pa.Table.from_pandas(frame)
-        pq.write_table(table, sink)
-        return table.schema
-    schema = pa.Schema.from_pandas(frame)
-    with pq.ParquetWriter(sink, schema) as writer:
-        for start in range(0, len(frame), ROW_GROUP_ROWS):
-            chunk = frame.iloc[start : start + ROW_GROUP_ROWS]
-            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
-    return schema
+Product = pd.DataFrame | pa.Table | pa.RecordBatchReader
+PRODUCT_TYPES = (pd.DataFrame, pa.Table, pa.RecordBatchReader)
+
+
+def _pieces(product: Product) -> tuple[pa.Schema, Iterable[pa.Table]]:
+    """The product's Arrow schema and its rows as tables of about one row group each.
+
+    A frame is converted a slice at a time (a non-default index in one go, as it is stored
+    whole); a reader's batches are gathered into row groups as they arrive.
+    """
+    if isinstance(product, pa.Table):
+        return product.schema, [product]
+    if isinstance(product, pa.RecordBatchReader):
+        return product.schema, _row_groups(product)
+    is_default_index = isinstance(product.index, pd.RangeIndex) and product.index.start == 0
+    if not is_default_index or len(product) <= ROW_GROUP_ROWS:
+        table = pa.Table.from_pandas(product)
+        return table.schema, [table]
+    schema = pa.Schema.from_pandas(product)
+    slices = (
+        pa.Table.from_pandas(
+            product.iloc[start : start + ROW_GROUP_ROWS], schema=schema, preserve_index=False
+        )
+        for start in range(0, len(product), ROW_GROUP_ROWS)
+    )
+    return schema, slices
+
+
+def _row_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
+    """The reader's rows as tables of exactly ``ROW_GROUP_ROWS`` (the last one shorter)."""
+    gathered = reader.schema.empty_table()
+    for batch in reader:
+        gathered = pa.concat_tables([gathered, pa.Table.from_batches([batch], reader.schema)])
+        while gathered.num_rows >= ROW_GROUP_ROWS:
+            yield gathered.slice(0, ROW_GROUP_ROWS)
+            gathered = gathered.slice(ROW_GROUP_ROWS)
+    if gathered.num_rows:
+        yield gathered
 
 
 class DataProductIOManager(dg.ConfigurableIOManager):
@@ -129,11 +165,12 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             ]
         return [object_key(self.environment, context.asset_key)]
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        if not isinstance(obj, pd.DataFrame):
+    def handle_output(self, context: dg.OutputContext, obj: Product) -> None:
+        if not isinstance(obj, PRODUCT_TYPES):
             raise TypeError(
                 f"Data product {context.asset_key.to_user_string()} returned "
-                f"{type(obj).__name__}; data products return a pandas DataFrame."
+                f"{type(obj).__name__}; data products return a pandas DataFrame, a "
+                "pyarrow.Table or a pyarrow.RecordBatchReader."
             )
         keys = self._keys(context)
         if self.guard is not None:
@@ -144,15 +181,12 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 f"Data product {context.asset_key.to_user_string()} was asked to write "
                 f"{len(keys)} partitions in one step; run one partition per run instead."
             )
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as parquet:
-            schema = _write_parquet(obj, parquet)
-            size = parquet.tell()
-            parquet.seek(0)
-            with self._refusal(context, writing=True):
-                self.storage.put(keys[0], parquet)
+        schema, pieces = _pieces(obj)
+        with self._refusal(context, writing=True):
+            rows, size = self._write(keys[0], schema, pieces)
         metadata = {
             "dagster/uri": self.storage.uri(keys[0]),
-            "dagster/row_count": len(obj),
+            "dagster/row_count": rows,
             "dagster/column_schema": column_schema(schema),
             "dataops/byte_size": size,
         }
@@ -166,8 +200,24 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             )
         context.add_output_metadata(metadata)
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        """One partition, or every requested partition that exists, as one frame.
+    def _write(self, key: str, schema: pa.Schema, pieces: Iterable[pa.Table]) -> tuple[int, int]:
+        """Encode every piece into the stored object: rows written and the object's bytes.
+
+        The one place each outgoing table passes before it is written.
+        """
+        rows = 0
+        with (
+            self.storage.open_output(key) as output,
+            pq.ParquetWriter(output, schema) as writer,
+        ):
+            for piece in pieces:
+                writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
+                rows += piece.num_rows
+        assert output.info is not None
+        return rows, output.info.size
+
+    def load_input(self, context: dg.InputContext) -> Product:
+        """One partition, or every requested partition that exists, as the input's type.
 
         A downstream product never dies of one upstream partition: partitions without a stored
         object (a quarantined file, a failed run) are left out, and the product's materialisation
@@ -176,32 +226,33 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         """
         if self.guard is not None:
             self.guard.check_read(context.asset_key.to_user_string())
+        wanted = _wanted_type(context)
         keys = self._keys(context)
         if len(keys) == 1:
             with self._refusal(context):
-                return self._read(keys[0]).to_pandas(self_destruct=True, split_blocks=True)
-        tables, missing = [], []
+                return _as(wanted, [self._open(keys[0], wanted)])
+        files, missing = [], []
         for partition, key in zip(_ordered_partitions(context), keys, strict=True):
             try:
                 with self._refusal(context):
-                    tables.append(self._read(key))
+                    files.append(self._open(key, wanted))
             except ObjectNotFoundError:
                 missing.append(partition)
         name = context.asset_key.to_user_string()
-        if not tables or len(missing) > MAX_MISSING_FRACTION * len(keys):
+        if not files or len(missing) > MAX_MISSING_FRACTION * len(keys):
             raise dg.Failure(
                 description=f"{len(missing)} of {len(keys)} partitions of {name} have no stored "
                 f"data (first: {missing[:5]}); more than {MAX_MISSING_FRACTION:.0%} missing "
                 "fails the load. Materialise or fix those partitions first.",
                 allow_retries=False,
             )
-        self._remember_partial(context, name, len(tables), missing)
+        self._remember_partial(context, name, len(files), missing)
         if missing:
             context.log.warning(
                 f"{name}: {len(missing)} of {len(keys)} partitions have no stored data and are "
                 f"left out: {missing[:5]}"
             )
-        return _concat(tables).to_pandas(self_destruct=True, split_blocks=True)
+        return _as(wanted, files)
 
     def _refusal(
         self, context: dg.OutputContext | dg.InputContext, writing: bool = False
@@ -223,11 +274,55 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 "missing_count": len(missing),
             }
 
-    def _read(self, key: str) -> pa.Table:
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as parquet:
-            self.storage.download(key, parquet)
-            parquet.seek(0)
-            return pq.ParquetFile(parquet, pre_buffer=False).read(use_pandas_metadata=True)
+    def _open(self, key: str, wanted: Any) -> pq.ParquetFile:
+        whole = wanted is not pa.RecordBatchReader
+        return pq.ParquetFile(self.storage.open_input(key), pre_buffer=whole)
+
+
+def _wanted_type(context: dg.InputContext) -> Any:
+    """What the input's annotation asks for: a Table, a reader, or else a DataFrame (also for
+    a context built without a type, as a test or script builds one)."""
+    try:
+        wanted = context.dagster_type.typing_type
+    except dg.DagsterInvariantViolationError:
+        return pd.DataFrame
+    return wanted if wanted in (pa.Table, pa.RecordBatchReader) else pd.DataFrame
+
+
+def _as(wanted: Any, files: Sequence[pq.ParquetFile]) -> Product:
+    """The stored files, in order, as one product of the wanted type."""
+    if wanted is pa.RecordBatchReader:
+        schema = _unified([file.schema_arrow for file in files])
+        return pa.RecordBatchReader.from_batches(schema, _stream(files, schema))
+    table = _concat([file.read(use_pandas_metadata=True) for file in files])
+    if wanted is pa.Table:
+        return table
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def _stream(files: Sequence[pq.ParquetFile], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Batches of each file in turn, each file read row group by row group as it is consumed."""
+    for file in files:
+        conform = file.schema_arrow != schema
+        for batch in file.iter_batches(batch_size=BATCH_ROWS, use_pandas_metadata=True):
+            yield _conformed(batch, schema) if conform else batch
+
+
+def _unified(schemas: Sequence[pa.Schema]) -> pa.Schema:
+    if len(schemas) == 1:
+        return schemas[0]
+    return pa.unify_schemas(schemas, promote_options="permissive")
+
+
+def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A partition's batch in the unified schema: missing columns null, types promoted."""
+    columns = [
+        batch.column(field.name).cast(field.type)
+        if field.name in batch.schema.names
+        else pa.nulls(batch.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _step_of(context: dg.InputContext | dg.OutputContext) -> tuple[str, str] | None:

@@ -182,3 +182,41 @@ def test_killed_writer_never_shows_readers_a_partial_object(
     assert store.get(KEY) == old
     assert "old" in seen
     assert seen <= {"old", "StorageError"}
+
+
+def stream_in(store: ObjectStore, payload: bytes) -> None:
+    with store.open_output(KEY) as output:
+        for start in range(0, len(payload), 1024 * 1024):
+            output.write(payload[start : start + 1024 * 1024])
+
+
+def test_server_dying_mid_streamed_write_publishes_nothing(
+    store: ObjectStore, proxy: KillableProxy, payload: bytes
+) -> None:
+    """The streaming upload (multipart, blocks, resumable) is dropped, not completed."""
+    store.put(KEY, b"previous version")
+    proxy.kill_after(up=SIZE // 2)
+    with pytest.raises(StorageError) as caught:
+        stream_in(store, payload)
+    assert proxy.kills == 1
+    assert_failed_cleanly(caught.value, store)
+
+    proxy.revive()
+    assert store.get(KEY) == b"previous version"
+    assert [info.key for info in store.list("faults/")] == [KEY]
+    stream_in(store, payload)
+    assert store.get(KEY) == payload
+
+
+def test_server_dying_mid_ranged_read_fails_cleanly(
+    store: ObjectStore, proxy: KillableProxy, payload: bytes
+) -> None:
+    store.put(KEY, io.BytesIO(payload))
+    source = store.open_input(KEY)
+    assert source.read(1024) == payload[:1024]
+    proxy.kill()
+    with pytest.raises(StorageError) as caught:
+        source.read(1024 * 1024)
+    assert_failed_cleanly(caught.value, store)
+    proxy.revive()
+    assert source.read(1024) == payload[1024:2048]

@@ -14,15 +14,23 @@ reader never mixes two versions; the SDK holds several times each range in memor
 it, hence small ranges, one at a time. ``uri`` is the blob's URL
 (``https://<account>.blob.core.windows.net/<container>/<name>``), which is exact for Azurite too;
 the ``abfs://`` form would name a real account only.
+
+``open_output`` stages blocks as the writer fills them (``PartUpload``; block ids carry a random
+upload id, so two writers of one blob never mix blocks) and publishes them with one
+``Put Block List`` on commit; an aborted writer's blocks stay uncommitted and Azure discards them.
+Ranged reads carry ``If-Match``.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import uuid
 from collections.abc import Iterator
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import quote, urlsplit
 
+from azure.core import MatchConditions
 from azure.core.credentials import AzureSasCredential
 from azure.core.exceptions import (
     AzureError,
@@ -32,6 +40,7 @@ from azure.core.exceptions import (
 )
 from azure.identity import DefaultAzureCredential
 from azure.storage.blob import (
+    BlobBlock,
     BlobPrefix,
     BlobProperties,
     BlobServiceClient,
@@ -39,8 +48,8 @@ from azure.storage.blob import (
     ExponentialRetry,
 )
 
-from adapters.storage.base import CHUNK_SIZE, ObjectInfo, StorageError
-from adapters.storage.object_store import Failure, Fault, ObjectStore, Payload
+from adapters.storage.base import CHUNK_SIZE, ObjectInfo, ObjectOutput, StorageError
+from adapters.storage.object_store import Failure, Fault, ObjectStore, PartUpload, Payload
 from adapters.storage.retry import RetryPolicy
 from config.environment import variable
 
@@ -110,6 +119,46 @@ class AzureBlobStorage(ObjectStore):
             etag=answer["etag"].strip('"'),
             modified=answer["last_modified"],
         )
+
+    def _open_output(self, name: str, key: str) -> ObjectOutput:
+        blob = self._client().get_blob_client(name)
+        upload = uuid.uuid4().hex
+
+        def send_part(number: int, data: bytes) -> str:
+            block = base64.b64encode(f"{upload}-{number:06d}".encode()).decode()
+            blob.stage_block(block, data, length=len(data))
+            return block
+
+        def answer_info(answer: dict[str, Any], size: int) -> ObjectInfo:
+            return ObjectInfo(
+                key=name,
+                size=size,
+                etag=answer["etag"].strip('"'),
+                modified=answer["last_modified"],
+            )
+
+        output: PartUpload
+
+        def publish(blocks: list[str]) -> ObjectInfo:
+            answer = blob.commit_block_list([BlobBlock(block_id=block) for block in blocks])
+            return answer_info(answer, output.tell())
+
+        def single(data: bytes) -> ObjectInfo:
+            return answer_info(blob.upload_blob(data, overwrite=True), len(data))
+
+        output = PartUpload(CHUNK_SIZE, lambda: None, send_part, publish, single, lambda: None)
+        return output
+
+    def _read_range(self, name: str, etag: str, offset: int, length: int) -> bytes:
+        download = self._client().download_blob(
+            name,
+            offset=offset,
+            length=length,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+            max_concurrency=UPLOAD_CONCURRENCY,
+        )
+        return download.readall()
 
     def _read_into(self, name: str, sink: BinaryIO) -> None:
         self._client().download_blob(name).readinto(sink)

@@ -4,16 +4,26 @@ Keys are ``/``-separated relative paths (``dev/sales/orders.parquet``); an adapt
 its own root (a directory, a bucket and prefix, a container). Writes are atomic: a reader sees
 either the previous object or the new one, never part of one. ``list`` returns keys in
 lexicographic order and can resume after any key, which is what makes sensors O(new).
+
+Columnar writers and readers stream: ``open_output`` is a writable stream published whole when its
+``with`` block ends cleanly and never in part, and ``open_input`` is a random-access file for
+``pyarrow`` (the file itself locally, ranged reads on object stores), so a product larger than
+memory passes through without a full local copy.
 """
 
 from __future__ import annotations
 
 import io
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 import dagster as dg
 
@@ -61,6 +71,102 @@ def remaining_size(stream: BinaryIO) -> int | None:
     return end - position
 
 
+class ObjectOutput(io.RawIOBase):
+    """A new object's bytes as a writable stream, published whole by ``commit`` or not at all.
+
+    As a context manager it commits on a clean exit and aborts on an exception, so a failed or
+    interrupted writer leaves the previous version. ``close`` without ``commit`` aborts. After the
+    commit ``info`` describes the new object.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info: ObjectInfo | None = None
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._written
+
+    def write(self, data: Any) -> int:
+        if self.closed:
+            raise ValueError("write to a committed or aborted ObjectOutput")
+        size = memoryview(data).nbytes
+        self._send(data)
+        self._written += size
+        return size
+
+    def commit(self) -> ObjectInfo:
+        """Publish what was written as the object; the stream is closed afterwards."""
+        if self.closed:
+            raise ValueError("ObjectOutput already committed or aborted")
+        try:
+            self.info = self._publish()
+        except BaseException:
+            self.abort()
+            raise
+        super().close()
+        return self.info
+
+    def abort(self) -> None:
+        """Drop what was written; the object keeps its previous version (or stays absent)."""
+        if not self.closed:
+            try:
+                self._discard()
+            finally:
+                super().close()
+
+    def close(self) -> None:
+        self.abort()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+    @abstractmethod
+    def _send(self, data: Any) -> None:
+        """Take the next bytes (a bytes-like object)."""
+
+    @abstractmethod
+    def _publish(self) -> ObjectInfo:
+        """Make the written bytes the object, atomically."""
+
+    @abstractmethod
+    def _discard(self) -> None:
+        """Release what was written without publishing it."""
+
+
+class _SpooledOutput(ObjectOutput):
+    """The fallback of adapters without a streaming write: a temporary file, then ``put``."""
+
+    def __init__(self, adapter: StorageAdapter, key: str) -> None:
+        super().__init__()
+        self._adapter, self._key = adapter, key
+        self._spool = tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE)  # noqa: SIM115 (kept open until commit)
+
+    def _send(self, data: Any) -> None:
+        self._spool.write(data)
+
+    def _publish(self) -> ObjectInfo:
+        self._spool.seek(0)
+        try:
+            return self._adapter.put(self._key, self._spool)
+        finally:
+            self._spool.close()
+
+    def _discard(self) -> None:
+        self._spool.close()
+
+
 class StorageAdapter(dg.ConfigurableResource, ABC):
     """One backend's implementation of the storage contract, as a Dagster resource."""
 
@@ -103,6 +209,32 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
 
         Raises StorageError with the setting to fix; called when a code location loads.
         """
+
+    def open_output(self, key: str) -> ObjectOutput:
+        """A writable stream that becomes the object when committed (see ``ObjectOutput``).
+
+        Backends override this to stream into the destination; this fallback spools to a
+        temporary file and ``put``s it.
+        """
+        check_key(key)
+        return _SpooledOutput(self, key)
+
+    def open_input(self, key: str) -> pa.NativeFile:
+        """The object as a random-access file for ``pyarrow`` readers (Parquet footers, row groups).
+
+        Backends override this with positional or ranged reads; this fallback downloads into a
+        temporary file.
+        """
+        import pyarrow as pa
+
+        spool = tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE)  # noqa: SIM115 (returned open)
+        try:
+            self.download(key, spool)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return pa.PythonFile(spool, mode="r")
 
     def get(self, key: str) -> bytes:
         """The whole object as bytes."""

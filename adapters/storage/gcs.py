@@ -11,11 +11,15 @@ previous generation in place. ``put`` returns what the upload's answer says of t
 Downloads stream one response into the sink; ``open`` reads ranges of one pinned generation.
 Prefix, URIs, errors and clients come from ``ObjectStore``; each call passes the retry of its
 client's purpose (Google's retry is per call, not per client).
+
+``open_output`` is the SDK's resumable upload writer (``Blob.open("wb")``), chunk by chunk of
+``chunk_mb``; an aborted writer cancels the upload session, so no object appears. Ranged reads
+carry the ETag they expect (``If-Match``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 import requests
@@ -32,7 +36,7 @@ from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from adapters.storage.base import CHUNK_SIZE, ObjectInfo
+from adapters.storage.base import CHUNK_SIZE, ObjectInfo, ObjectOutput
 from adapters.storage.object_store import Failure, Fault, ObjectStore, Payload
 from adapters.storage.retry import RetryPolicy
 
@@ -86,6 +90,24 @@ class GCSStorage(ObjectStore):
         else:
             blob.upload_from_file(payload.body, size=payload.length, retry=retry, timeout=timeout)
         return _info(blob)
+
+    def _open_output(self, name: str, key: str) -> ObjectOutput:
+        bucket, retry, timeout = self._client()
+        writer = bucket.blob(name).open(
+            "wb", chunk_size=self.chunk_mb * 2**20, ignore_flush=True, retry=retry, timeout=timeout
+        )
+        return _ResumableOutput(writer, lambda: _info(self._blob(name)))
+
+    def _read_range(self, name: str, etag: str, offset: int, length: int) -> bytes:
+        bucket, retry, timeout = self._client()
+        return bucket.blob(name).download_as_bytes(
+            start=offset,
+            end=offset + length - 1,
+            if_etag_match=etag,
+            checksum=None,
+            retry=retry,
+            timeout=timeout,
+        )
 
     def _read_into(self, name: str, sink: BinaryIO) -> None:
         bucket, retry, timeout = self._client()
@@ -151,6 +173,24 @@ class GCSStorage(ObjectStore):
                 "`gcloud auth application-default login`."
             )
         return f"Check the network, or {EMULATOR} when using an emulator."
+
+
+class _ResumableOutput(ObjectOutput):
+    """The SDK's resumable upload writer: ``close`` sends the last chunk, ``terminate`` cancels."""
+
+    def __init__(self, writer: Any, published: Callable[[], ObjectInfo]) -> None:
+        super().__init__()
+        self._writer, self._published = writer, published
+
+    def _send(self, data: Any) -> None:
+        self._writer.write(data)
+
+    def _publish(self) -> ObjectInfo:
+        self._writer.close()
+        return self._published()
+
+    def _discard(self) -> None:
+        self._writer.terminate()
 
 
 def _info(blob: storage.Blob) -> ObjectInfo:

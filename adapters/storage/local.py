@@ -1,7 +1,10 @@
 """Local filesystem storage: the embedded default, no server.
 
 Atomic writes go to a hidden temporary file in the destination directory, are flushed to disk,
-then renamed over the key (``os.replace`` is atomic within one filesystem). Listing walks
+then renamed over the key (``os.replace`` is atomic within one filesystem); ``open_output`` hands
+the writer that temporary file itself, so each byte is written once. ``open_input`` is the file
+itself, read by position (not a memory map: a mapped file counts in the reader's RSS, all of it
+once a large product was streamed through). Listing walks
 directories in key order and skips whole directories that sort before ``start_after``, so a
 sensor over date-prefixed keys reads only the newest folders.
 
@@ -23,16 +26,20 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from adapters.storage.base import (
     CHUNK_SIZE,
     ObjectInfo,
     ObjectNotFoundError,
+    ObjectOutput,
     StorageAdapter,
     StorageError,
     check_key,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TEMP_PREFIX = ".dataops-tmp-"
 ORPHAN_AGE = 3600.0
@@ -70,22 +77,23 @@ class LocalStorage(StorageAdapter):
         return self._path(key).resolve().as_uri()
 
     def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
+        with self.open_output(key) as output:
+            if isinstance(data, bytes | bytearray | memoryview):
+                output.write(data)
+            else:
+                shutil.copyfileobj(data, output, CHUNK_SIZE)
+        assert output.info is not None
+        return output.info
+
+    def open_output(self, key: str) -> ObjectOutput:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as temp:
-                if isinstance(data, bytes | bytearray | memoryview):
-                    temp.write(data)
-                else:
-                    shutil.copyfileobj(data, temp, CHUNK_SIZE)
-                temp.flush()
-                os.fsync(temp.fileno())
-            os.replace(temp_name, path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        return self.stat(key)
+        return _LocalOutput(self, key, path)
+
+    def open_input(self, key: str) -> pa.NativeFile:
+        import pyarrow as pa
+
+        return pa.PythonFile(self.open(key), mode="r")
 
     def download(self, key: str, sink: BinaryIO) -> None:
         with self.open(key) as source:
@@ -192,6 +200,30 @@ class LocalStorage(StorageAdapter):
         return ObjectNotFoundError(
             f"No object '{key}' in local storage {self.root} (target '{self.target}')."
         )
+
+
+class _LocalOutput(ObjectOutput):
+    """A hidden temporary file beside the destination, flushed to disk and renamed over it."""
+
+    def __init__(self, storage: LocalStorage, key: str, path: Path) -> None:
+        super().__init__()
+        self._storage, self._key, self._path = storage, key, path
+        fd, self._temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        self._file = os.fdopen(fd, "wb")
+
+    def _send(self, data: Any) -> None:
+        self._file.write(data)
+
+    def _publish(self) -> ObjectInfo:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._temp_name, self._path)
+        return self._storage.stat(self._key)
+
+    def _discard(self) -> None:
+        self._file.close()
+        Path(self._temp_name).unlink(missing_ok=True)
 
 
 def _info(key: str, st: os.stat_result) -> ObjectInfo:

@@ -8,17 +8,25 @@ speak object names (``_connect``, ``_write``, ``_read_into``, ``_open``, ``_stat
 ``_list``, ``_probe``; the ``ObjectInfo`` they return carry the object name as ``key``), and one
 function, ``_classify``, that sorts its SDK's exceptions into ``Failure`` kinds. From those the
 base raises ``ObjectNotFoundError`` or ``StorageError`` worded the same way on every backend.
+
+Streaming writes (``open_output``) are the backend's ``_open_output``; S3 and Azure build theirs
+on ``PartUpload`` (parts uploaded as they fill, a few at a time, and published by one final call
+only on commit). Reads for ``pyarrow`` (``open_input``) are ranged requests pinned to the ETag
+the object had when opened (``_read_range``), so a decoder fetches only the footer and the
+column chunks it decodes, and never mixes two versions.
 """
 
 from __future__ import annotations
 
 import io
 from abc import abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, cast
 
 from pydantic import PrivateAttr
 
@@ -26,6 +34,7 @@ from adapters.storage.base import (
     CHUNK_SIZE,
     ObjectInfo,
     ObjectNotFoundError,
+    ObjectOutput,
     StorageAccessDenied,
     StorageAdapter,
     StorageError,
@@ -33,6 +42,11 @@ from adapters.storage.base import (
     remaining_size,
 )
 from adapters.storage.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+PART_CONCURRENCY = 4
 
 
 class Failure(Enum):
@@ -142,6 +156,15 @@ class ObjectStore(StorageAdapter):
         """A download of the object with ``read(size)`` (and ``close()`` where it holds one)."""
 
     @abstractmethod
+    def _open_output(self, name: str, key: str) -> ObjectOutput:
+        """A streaming upload to ``name`` that publishes only on commit; SDK errors may escape."""
+
+    @abstractmethod
+    def _read_range(self, name: str, etag: str, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset`` of the object, refused if its ETag is no longer
+        ``etag``."""
+
+    @abstractmethod
     def _stat(self, name: str) -> ObjectInfo: ...
 
     @abstractmethod
@@ -205,6 +228,18 @@ class ObjectStore(StorageAdapter):
         with self._errors(key):
             stream = self._open(name)
         return io.BufferedReader(_GuardedStream(self, key, stream), CHUNK_SIZE)
+
+    def open_output(self, key: str) -> ObjectOutput:
+        name = self._name(check_key(key))
+        return _GuardedOutput(self, key, self._open_output(name, key))
+
+    def open_input(self, key: str) -> pa.NativeFile:
+        import pyarrow as pa
+
+        name = self._name(check_key(key))
+        with self._errors(key):
+            info = self._stat(name)
+        return pa.PythonFile(_RangedFile(self, key, name, info), mode="r")
 
     def stat(self, key: str) -> ObjectInfo:
         name = self._name(check_key(key))
@@ -308,3 +343,138 @@ class _GuardedStream(io.RawIOBase):
             if release is not None:
                 release()
         super().close()
+
+
+class PartUpload(ObjectOutput):
+    """Bytes cut into parts of ``part_size``, each uploaded as it fills, ``PART_CONCURRENCY`` at
+    a time; the object appears only when ``publish`` lists them all on commit.
+
+    ``begin`` runs before the first part; a writer that never fills one part costs one plain
+    upload (``single``) instead. Memory holds at most
+    the parts in flight plus the one filling.
+    """
+
+    def __init__(
+        self,
+        part_size: int,
+        begin: Callable[[], None],
+        send_part: Callable[[int, bytes], Any],
+        publish: Callable[[list[Any]], ObjectInfo],
+        single: Callable[[bytes], ObjectInfo],
+        discard: Callable[[], None],
+    ) -> None:
+        super().__init__()
+        self._part_size = part_size
+        self._begin, self._send_part, self._publish_parts = begin, send_part, publish
+        self._single, self._discard_parts = single, discard
+        self._filling = bytearray()
+        self._parts: list[Future[Any]] = []
+        self._in_flight: deque[Future[Any]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _send(self, data: Any) -> None:
+        self._filling += data
+        while len(self._filling) >= self._part_size:
+            part = bytes(self._filling[: self._part_size])
+            del self._filling[: self._part_size]
+            self._submit(part)
+
+    def _submit(self, part: bytes) -> None:
+        if self._pool is None:
+            self._begin()
+            self._pool = ThreadPoolExecutor(PART_CONCURRENCY, thread_name_prefix="part-upload")
+        while self._in_flight and (
+            self._in_flight[0].done() or len(self._in_flight) >= PART_CONCURRENCY
+        ):
+            self._in_flight.popleft().result()
+        future = self._pool.submit(self._send_part, len(self._parts) + 1, part)
+        self._parts.append(future)
+        self._in_flight.append(future)
+
+    def _publish(self) -> ObjectInfo:
+        if not self._parts:
+            return self._single(bytes(self._filling))
+        if self._filling:
+            self._submit(bytes(self._filling))
+            self._filling.clear()
+        tokens = [future.result() for future in self._parts]
+        self._shutdown()
+        return self._publish_parts(tokens)
+
+    def _discard(self) -> None:
+        for future in self._parts:
+            future.cancel()
+        self._shutdown()
+        self._filling.clear()
+        self._discard_parts()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+class _GuardedOutput(ObjectOutput):
+    """A backend's streaming upload whose failures are StorageErrors, like every other call.
+
+    A failed abort (the server is gone) is not reported over the failure that caused it: the
+    unpublished parts stay invisible and the store's own clean-up removes them.
+    """
+
+    def __init__(self, store: ObjectStore, key: str, upload: ObjectOutput) -> None:
+        super().__init__()
+        self._store, self._key, self._upload = store, key, upload
+
+    def _send(self, data: Any) -> None:
+        with self._store._errors(self._key, writing=True):
+            self._upload.write(data)
+
+    def _publish(self) -> ObjectInfo:
+        with self._store._errors(self._key, writing=True):
+            info = self._upload.commit()
+        return replace(info, key=self._key)
+
+    def _discard(self) -> None:
+        with suppress(Exception):
+            self._upload.abort()
+
+
+class _RangedFile(io.RawIOBase):
+    """One version of an object as a seekable file; each read is one ranged request."""
+
+    def __init__(self, store: ObjectStore, key: str, name: str, info: ObjectInfo) -> None:
+        self._store, self._key, self._name, self._info = store, key, name, info
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._info.size}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._info.size if size < 0 else min(self._info.size, self._position + size)
+        if end <= self._position:
+            return b""
+        with self._store._errors(self._key):
+            data = self._store._read_range(
+                self._name, self._info.etag, self._position, end - self._position
+            )
+        self._position += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read()
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

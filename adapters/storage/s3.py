@@ -15,6 +15,10 @@ when the upload completes, so a failed upload (aborted by the transfer manager) 
 previous version in place. The transfer manager returns nothing of the new object (and S3's own
 answers carry no modification time), so ``put`` reads size, ETag and time back with one HEAD.
 Downloads are ranged and written straight into the sink.
+
+``open_output`` is a multipart upload of its own (``PartUpload``): parts go up as the writer fills
+them, ``CompleteMultipartUpload`` publishes them on commit and ``AbortMultipartUpload`` drops them
+otherwise; a writer smaller than one part is one ``PutObject``. Ranged reads carry ``If-Match``.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from botocore.exceptions import (
 )
 from s3transfer.exceptions import RetriesExceededError
 
-from adapters.storage.base import CHUNK_SIZE, ObjectInfo, StorageError
-from adapters.storage.object_store import Failure, Fault, ObjectStore, Payload
+from adapters.storage.base import CHUNK_SIZE, ObjectInfo, ObjectOutput, StorageError
+from adapters.storage.object_store import Failure, Fault, ObjectStore, PartUpload, Payload
 from adapters.storage.retry import RetryPolicy
 from config.environment import variable
 
@@ -123,6 +127,40 @@ class S3Storage(ObjectStore):
         source = io.BytesIO(body) if isinstance(body, bytes) else body
         self._client().upload_fileobj(source, self.bucket, name, Config=TRANSFER)
         return self._stat(name)
+
+    def _open_output(self, name: str, key: str) -> ObjectOutput:
+        client, where = self._client(), {"Bucket": self.bucket, "Key": name}
+        upload: dict[str, str] = {}
+
+        def begin() -> None:
+            upload["UploadId"] = client.create_multipart_upload(**where)["UploadId"]
+
+        def send_part(number: int, data: bytes) -> dict[str, Any]:
+            answer = client.upload_part(**where, **upload, PartNumber=number, Body=data)
+            return {"ETag": answer["ETag"], "PartNumber": number}
+
+        def publish(parts: list[dict[str, Any]]) -> ObjectInfo:
+            client.complete_multipart_upload(**where, **upload, MultipartUpload={"Parts": parts})
+            return self._stat(name)
+
+        def single(data: bytes) -> ObjectInfo:
+            client.put_object(**where, Body=data)
+            return self._stat(name)
+
+        def discard() -> None:
+            if "UploadId" in upload:
+                client.abort_multipart_upload(**where, **upload)
+
+        return PartUpload(CHUNK_SIZE, begin, send_part, publish, single, discard)
+
+    def _read_range(self, name: str, etag: str, offset: int, length: int) -> bytes:
+        answer = self._client().get_object(
+            Bucket=self.bucket,
+            Key=name,
+            Range=f"bytes={offset}-{offset + length - 1}",
+            IfMatch=f'"{etag}"',
+        )
+        return answer["Body"].read()
 
     def _read_into(self, name: str, sink: BinaryIO) -> None:
         self._client().download_fileobj(self.bucket, name, sink, Config=TRANSFER)
