@@ -98,23 +98,29 @@ class Catalog:
     def is_principal(self, principal: str) -> bool:
         return principal in self.policy()[0].principals
 
-    def tables(self, principal: str) -> list[SharedTable]:
-        """The materialised tables ``principal`` may read, in product order."""
+    def readable(self, principal: str) -> dict[str, str]:
+        """Every product ``principal`` may read, materialised or not: product -> served asset."""
         policy, manifest = self.policy()
-        tables = []
+        sources = {}
         for product in sorted(manifest):
             decision = decide(policy, manifest, principal, product)
             if decision.allowed:
-                source = product
-            elif decision.mode == "masked" and decision.share_view:
-                source = decision.share_view
-                if not decide(policy, manifest, principal, source).allowed:
-                    continue
-            else:
-                continue
-            if self.instance.get_latest_materialization_event(dg.AssetKey(source.split("/"))):
-                tables.append(SharedTable(principal, *table_name(product), product, source))
-        return tables
+                sources[product] = product
+            elif (
+                decision.mode == "masked"
+                and decision.share_view
+                and decide(policy, manifest, principal, decision.share_view).allowed
+            ):
+                sources[product] = decision.share_view
+        return sources
+
+    def tables(self, principal: str) -> list[SharedTable]:
+        """The materialised tables ``principal`` may read, in product order."""
+        return [
+            SharedTable(principal, *table_name(product), product, source)
+            for product, source in self.readable(principal).items()
+            if self.instance.get_latest_materialization_event(dg.AssetKey(source.split("/")))
+        ]
 
     def table(self, principal: str, schema: str, name: str) -> SharedTable | None:
         for table in self.tables(principal):

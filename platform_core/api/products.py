@@ -1,0 +1,215 @@
+"""Catalog entries: what a principal may read, described from the instance, graph and manifest.
+
+Owner and classification come from the committed product manifest (with residency and per-column
+classes where the manifest declares them); columns (and their tags), row counts and the latest
+materialisation from the instance's materialisation metadata of the asset that serves the caller
+(the share view of a masked grant); lineage, description and freshness policy from the asset
+graph. Products the caller may not read are neither listed nor named in lineage, only counted;
+share views, which implement grants, are not products and appear nowhere.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from platform_core.api.asset_graph import AssetGraph, AssetNode
+from platform_core.api.catalog import Catalog, table_name
+from platform_core.api.models import (
+    Column,
+    Freshness,
+    Lineage,
+    Materialization,
+    Product,
+)
+from platform_core.governance.access import SHARES
+from platform_core.governance.policy import POLICY_DIR, POLICY_DIR_VARIABLE
+from platform_core.governance.products import MANIFEST
+
+API_PREFIX = "/api/v1"
+PAGE = 1000
+
+
+def manifest_entries() -> dict[str, Mapping[str, Any]]:
+    """The product manifest as written, so fields added to it later are shown as they are."""
+    path = Path(os.environ.get(POLICY_DIR_VARIABLE) or POLICY_DIR) / MANIFEST
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def latest_by_partition(instance: dg.DagsterInstance, key: str) -> dict[str | None, Any]:
+    """The newest materialisation record of each partition (None: unpartitioned) of ``key``."""
+    latest: dict[str | None, Any] = {}
+    cursor = None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetKey(key.split("/")), limit=PAGE, cursor=cursor
+        )
+        for record in result.records:
+            latest.setdefault(record.partition_key, record)
+        if not result.has_more:
+            return latest
+        cursor = result.cursor
+
+
+def columns_of(record: Any) -> list[Column]:
+    schema = record.asset_materialization.metadata.get("dagster/column_schema")
+    if schema is None:
+        return []
+    return [
+        Column(
+            name=c.name,
+            type=c.type,
+            description=c.description,
+            nullable=c.constraints.nullable if c.constraints else None,
+            tags=dict(c.tags or {}),
+        )
+        for c in schema.value.columns
+    ]
+
+
+def freshness(policy: Mapping[str, Any] | None, newest: float | None, known: bool) -> Freshness:
+    """Fresh, warn or stale against a time-window policy; a cron policy only reports its age."""
+    age = time.time() - newest if newest is not None else None
+    if not known:
+        return Freshness(status="unknown", age_seconds=age)
+    if policy is None:
+        return Freshness(status="no_policy", age_seconds=age)
+    if age is None:
+        return Freshness(status="never_materialized", policy=dict(policy))
+    if policy["kind"] != "time_window":
+        return Freshness(status="unknown", policy=dict(policy), age_seconds=age)
+    warn = policy.get("warnWindowSeconds")
+    if age > policy["failWindowSeconds"]:
+        status = "stale"
+    elif warn is not None and age > warn:
+        status = "warn"
+    else:
+        status = "fresh"
+    return Freshness(status=status, policy=dict(policy), age_seconds=age)
+
+
+def is_share_view(key: str) -> bool:
+    """Share views implement grants; lineage names products only."""
+    parts = key.split("/")
+    return len(parts) >= 4 and parts[1] == SHARES
+
+
+def matches_tag(wanted: str, tags: Mapping[str, str]) -> bool:
+    """``key`` or ``key=value`` against a tag mapping."""
+    name, sep, value = wanted.partition("=")
+    return name in tags and (not sep or tags[name] == value)
+
+
+class ProductCatalog:
+    """The catalog of one deployment: entries built afresh per call, the graph cached."""
+
+    def __init__(self, catalog: Catalog, graph: AssetGraph) -> None:
+        self.catalog = catalog
+        self.graph = graph
+
+    def product(self, principal: str, team: str, name: str) -> Product | None:
+        for key in self.catalog.readable(principal):
+            if table_name(key) == (team, name):
+                return self._entries(principal, [key])[0]
+        return None
+
+    def search(
+        self,
+        principal: str,
+        text: str | None = None,
+        team: str | None = None,
+        tag: str | None = None,
+        classification: str | None = None,
+    ) -> list[Product]:
+        """Readable products whose key or description holds ``text`` and that match the rest."""
+        found = []
+        for entry in self._entries(principal, list(self.catalog.readable(principal))):
+            words = f"{entry.key} {entry.description or ''}".lower()
+            if text and text.lower() not in words:
+                continue
+            if team and entry.team != team:
+                continue
+            if classification and entry.classification != classification:
+                continue
+            if tag and not (
+                matches_tag(tag, entry.tags) or any(matches_tag(tag, c.tags) for c in entry.columns)
+            ):
+                continue
+            found.append(entry)
+        return found
+
+    def _entries(self, principal: str, keys: list[str]) -> list[Product]:
+        readable = self.catalog.readable(principal)
+        manifest = manifest_entries()
+        nodes = self.graph.nodes()
+        return [self._entry(key, readable, manifest, nodes) for key in keys]
+
+    def _entry(
+        self,
+        key: str,
+        readable: Mapping[str, str],
+        manifest: Mapping[str, Mapping[str, Any]],
+        nodes: Mapping[str, AssetNode] | None,
+    ) -> Product:
+        source = readable[key]
+        team, name = table_name(key)
+        declared = manifest.get(key, {})
+        latest = latest_by_partition(self.catalog.instance, source)
+        records = sorted(latest.values(), key=lambda r: r.timestamp)
+        newest = records[-1] if records else None
+        rows = [r.asset_materialization.metadata.get("dagster/row_count") for r in records]
+        node = nodes.get(key) if nodes is not None else None
+        partitions = sorted(p for p in latest if p is not None)
+        return Product(
+            key=key,
+            team=team,
+            name=name,
+            owner=declared.get("owner", team),
+            classification=declared.get("classification", "unknown"),
+            description=node.description if node else None,
+            tags=dict(node.tags) if node else {},
+            residency=declared.get("residency"),
+            served_from=source,
+            masked=source != key,
+            partitioned=bool(partitions),
+            partitions=partitions,
+            row_count=sum(r.value for r in rows) if rows and None not in rows else None,
+            last_materialization=(
+                Materialization(
+                    timestamp=datetime.fromtimestamp(newest.timestamp, UTC),
+                    run_id=newest.run_id,
+                    partition=newest.partition_key,
+                )
+                if newest
+                else None
+            ),
+            freshness=freshness(
+                node.freshness_policy if node else None,
+                newest.timestamp if newest else None,
+                nodes is not None,
+            ),
+            data_url=f"{API_PREFIX}/products/{team}/{name}/data",
+            columns=columns_of(newest) if newest else [],
+            manifest_columns=declared.get("columns"),
+            lineage=self._lineage(node, readable) if nodes is not None else None,
+        )
+
+    @staticmethod
+    def _lineage(node: AssetNode | None, readable: Mapping[str, str]) -> Lineage:
+        if node is None:
+            return Lineage(upstream=[], downstream=[], hidden_upstream=0, hidden_downstream=0)
+        upstream = [k for k in node.upstream if not is_share_view(k)]
+        downstream = [k for k in node.downstream if not is_share_view(k)]
+        return Lineage(
+            upstream=[k for k in upstream if k in readable],
+            downstream=[k for k in downstream if k in readable],
+            hidden_upstream=sum(k not in readable for k in upstream),
+            hidden_downstream=sum(k not in readable for k in downstream),
+        )
