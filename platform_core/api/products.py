@@ -5,7 +5,7 @@ classes where the manifest declares them); columns (and their tags), row counts 
 materialisation from the instance's materialisation metadata of the asset that serves the caller
 (the share view of a masked grant); lineage, description and freshness policy from the asset
 graph. Products the caller may not read are neither listed nor named in lineage, only counted;
-share views, which implement grants, are not products and appear nowhere.
+share views, which implement grants, are looked through to the products on their other side.
 """
 
 from __future__ import annotations
@@ -99,6 +99,19 @@ def is_share_view(key: str) -> bool:
     """Share views implement grants; lineage names products only."""
     parts = key.split("/")
     return len(parts) >= 4 and parts[1] == SHARES
+
+
+def through_share_views(
+    keys: tuple[str, ...], nodes: Mapping[str, AssetNode], direction: str
+) -> list[str]:
+    """Products next to a product, looking through the share views between teams."""
+    found = []
+    for key in keys:
+        if not is_share_view(key):
+            found.append(key)
+        elif key in nodes:
+            found += [k for k in getattr(nodes[key], direction) if not is_share_view(k)]
+    return list(dict.fromkeys(found))
 
 
 def matches_tag(wanted: str, tags: Mapping[str, str]) -> bool:
@@ -198,15 +211,17 @@ class ProductCatalog:
             data_url=f"{API_PREFIX}/products/{team}/{name}/data",
             columns=columns_of(newest) if newest else [],
             manifest_columns=declared.get("columns"),
-            lineage=self._lineage(node, readable) if nodes is not None else None,
+            lineage=self._lineage(node, readable, nodes) if nodes is not None else None,
         )
 
     @staticmethod
-    def _lineage(node: AssetNode | None, readable: Mapping[str, str]) -> Lineage:
+    def _lineage(
+        node: AssetNode | None, readable: Mapping[str, str], nodes: Mapping[str, AssetNode]
+    ) -> Lineage:
         if node is None:
             return Lineage(upstream=[], downstream=[], hidden_upstream=0, hidden_downstream=0)
-        upstream = [k for k in node.upstream if not is_share_view(k)]
-        downstream = [k for k in node.downstream if not is_share_view(k)]
+        upstream = through_share_views(node.upstream, nodes, "upstream")
+        downstream = through_share_views(node.downstream, nodes, "downstream")
         return Lineage(
             upstream=[k for k in upstream if k in readable],
             downstream=[k for k in downstream if k in readable],

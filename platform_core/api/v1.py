@@ -5,8 +5,6 @@ a product that does not exist are answered alike (404), so the API tells nothing
 caller cannot see.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
