@@ -450,6 +450,8 @@ def test_the_catalog_lists_only_what_the_principal_may_read(served: Served) -> N
     assert [r.status_code for r in refused] == [404, 404]
     assert refused[0].json() == refused[1].json()
     assert _get(served, "/products").status_code == 401
+    probes = [requests.get(f"{served.url}/{p}z", timeout=30).json() for p in ("health", "ready")]
+    assert probes == [{"status": "ok"}, {"status": "ready"}]
 
 
 def test_a_product_in_full_has_columns_lineage_across_teams_and_freshness(served: Served) -> None:
