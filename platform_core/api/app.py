@@ -46,6 +46,7 @@ def create_app(url_lifetime: float = URL_LIFETIME_SECONDS) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.catalog = catalog
     app.add_exception_handler(ProtocolError, error_response)
     app.include_router(router(sharing), include_in_schema=False)
     app.include_router(v1.router(sharing, ProductCatalog(catalog, graph)))

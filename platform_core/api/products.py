@@ -10,10 +10,10 @@ share views, which implement grants, are looked through to the products on their
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import dagster as dg
 import yaml
 
 from platform_core.api.asset_graph import AssetGraph, AssetNode
-from platform_core.api.catalog import Catalog, table_name
+from platform_core.api.catalog import Catalog, policy_folder, table_name
 from platform_core.api.models import (
     Column,
     Freshness,
@@ -30,17 +30,22 @@ from platform_core.api.models import (
     Product,
 )
 from platform_core.governance.access import SHARES
-from platform_core.governance.policy import POLICY_DIR, POLICY_DIR_VARIABLE
 from platform_core.governance.products import MANIFEST
 
 API_PREFIX = "/api/v1"
 PAGE = 1000
 
 
+@lru_cache(maxsize=4)
+def _parsed_manifest(path: Path, size: int, modified: int) -> dict[str, Mapping[str, Any]]:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
 def manifest_entries() -> dict[str, Mapping[str, Any]]:
     """The product manifest as written, so fields added to it later are shown as they are."""
-    path = Path(os.environ.get(POLICY_DIR_VARIABLE) or POLICY_DIR) / MANIFEST
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    path = policy_folder() / MANIFEST
+    info = path.stat()
+    return _parsed_manifest(path, info.st_size, info.st_mtime_ns)
 
 
 def latest_by_partition(instance: dg.DagsterInstance, key: str) -> dict[str | None, Any]:
@@ -126,6 +131,31 @@ class ProductCatalog:
     def __init__(self, catalog: Catalog, graph: AssetGraph) -> None:
         self.catalog = catalog
         self.graph = graph
+        self._latest: dict[str, tuple[int, dict[str | None, Any]]] = {}
+
+    def latest(self, sources: list[str]) -> dict[str, dict[str | None, Any]]:
+        """Newest materialisation per partition of each source; re-read only once it changed."""
+        instance = self.catalog.instance
+        keys = [dg.AssetKey(source.split("/")) for source in sources]
+        newest = {
+            record.asset_entry.asset_key.to_user_string(): (
+                record.asset_entry.last_materialization_record
+            )
+            for record in instance.get_asset_records(keys)
+        }
+        found = {}
+        for source in sources:
+            event = newest.get(source)
+            stamp = event.storage_id if event is not None else None
+            if stamp is None:
+                found[source] = {}
+                continue
+            cached = self._latest.get(source)
+            if cached is None or cached[0] != stamp:
+                cached = (stamp, latest_by_partition(instance, source))
+                self._latest[source] = cached
+            found[source] = cached[1]
+        return found
 
     def product(self, principal: str, team: str, name: str) -> Product | None:
         for key in self.catalog.readable(principal):
@@ -162,7 +192,8 @@ class ProductCatalog:
         readable = self.catalog.readable(principal)
         manifest = manifest_entries()
         nodes = self.graph.nodes()
-        return [self._entry(key, readable, manifest, nodes) for key in keys]
+        latest = self.latest([readable[key] for key in keys])
+        return [self._entry(key, readable, manifest, nodes, latest[readable[key]]) for key in keys]
 
     def _entry(
         self,
@@ -170,11 +201,11 @@ class ProductCatalog:
         readable: Mapping[str, str],
         manifest: Mapping[str, Mapping[str, Any]],
         nodes: Mapping[str, AssetNode] | None,
+        latest: Mapping[str | None, Any],
     ) -> Product:
         source = readable[key]
         team, name = table_name(key)
         declared = manifest.get(key, {})
-        latest = latest_by_partition(self.catalog.instance, source)
         records = sorted(latest.values(), key=lambda r: r.timestamp)
         newest = records[-1] if records else None
         rows = [r.asset_materialization.metadata.get("dagster/row_count") for r in records]

@@ -2,9 +2,9 @@
 
 ``serve_read`` is the one place every direct read passes through, after the policy chose what
 the caller reads (the product, or the share view of a masked grant). Data is never held whole:
-each stored Parquet file is read one row group at a time (files from stores without seeking are
-first spooled to a temporary file on disk), cut to the selected columns and limit, and written
-out before the next row group is read.
+each stored Parquet file is read row group by row group, a slice of rows at a time (files from
+stores without seeking are first spooled to a temporary file on disk), cut to the selected columns
+and limit, and written out before the next slice is read.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from platform_core.api.sharing import ProtocolError
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
 BATCH_ROWS = 64 * 1024
+READ_BUFFER = 1 << 20
 Format = Literal["arrow", "parquet", "json"]
 
 
@@ -88,12 +89,12 @@ def parquet_file(storage: StorageAdapter, key: str) -> Iterator[pq.ParquetFile]:
     """The stored file opened for row-group reads; spooled to disk where the store cannot seek."""
     with storage.open(key) as stream:
         if stream.seekable():
-            yield pq.ParquetFile(stream)
+            yield pq.ParquetFile(stream, buffer_size=READ_BUFFER, pre_buffer=False)
             return
     with tempfile.TemporaryFile() as spool:
         storage.download(key, spool)
         spool.seek(0)
-        yield pq.ParquetFile(spool)
+        yield pq.ParquetFile(spool, buffer_size=READ_BUFFER, pre_buffer=False)
 
 
 def row_groups(
@@ -103,27 +104,38 @@ def row_groups(
     offset: int = 0,
     limit: int | None = None,
 ) -> Iterator[pa.Table]:
-    """The selected rows as one table per stored row group, ``offset`` rows skipped."""
+    """The selected rows, row group by row group in slices of ``BATCH_ROWS``, ``offset`` skipped.
+
+    Column chunks are read through a buffered stream and decoded a slice at a time, so not even
+    one whole row group is held at once.
+    """
     stored = [n for n in schema.names if n != PARTITION_COLUMN]
     skip, left = offset, limit
     for data_file in files:
         with parquet_file(storage, data_file.key) as parquet:
             for group in range(parquet.num_row_groups):
-                if left is not None and left <= 0:
-                    return
                 rows = parquet.metadata.row_group(group).num_rows
                 if skip >= rows:
                     skip -= rows
                     continue
-                table = parquet.read_row_group(group, columns=stored).slice(skip)
-                skip = 0
-                if left is not None:
-                    table = table.slice(0, left)
-                    left -= table.num_rows
-                if PARTITION_COLUMN in schema.names:
-                    value = pa.array([data_file.partition] * table.num_rows, pa.string())
-                    table = table.append_column(PARTITION_COLUMN, value)
-                yield table.select(schema.names).cast(schema)
+                batches = parquet.iter_batches(
+                    batch_size=BATCH_ROWS, row_groups=[group], columns=stored
+                )
+                for batch in batches:
+                    if left is not None and left <= 0:
+                        return
+                    if skip >= batch.num_rows:
+                        skip -= batch.num_rows
+                        continue
+                    table = pa.Table.from_batches([batch.slice(skip)])
+                    skip = 0
+                    if left is not None:
+                        table = table.slice(0, left)
+                        left -= table.num_rows
+                    if PARTITION_COLUMN in schema.names:
+                        value = pa.array([data_file.partition] * table.num_rows, pa.string())
+                        table = table.append_column(PARTITION_COLUMN, value)
+                    yield table.select(schema.names).cast(schema)
 
 
 class Pending(io.RawIOBase):
