@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
@@ -117,9 +118,7 @@ class Served:
             return pd.concat([pd.read_parquet(io.BytesIO(storage.get(k))) for k in keys])
 
 
-def _environment(
-    target_env: dict[str, str], home: Path, webserver: str, jwks: Path
-) -> dict[str, str]:
+def _environment(target_env: dict[str, str], home: Path, jwks: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(DATAOPS_VARIABLES)}
     env.update(target_env)
     env.update(
@@ -127,7 +126,6 @@ def _environment(
         DATAOPS_PSEUDONYM_KEY=TEST_PSEUDONYM_KEY,
         DATAOPS_API_SIGNING_KEY=SIGNING_KEY,
         DATAOPS__COMPUTE__EXECUTOR="in_process",
-        DATAOPS_API_DAGSTER_URL=webserver,
         DATAOPS_API_OIDC_ISSUER=SSO_ISSUER,
         DATAOPS_API_OIDC_AUDIENCE=SSO_AUDIENCE,
         DATAOPS_API_OIDC_JWKS=str(jwks),
@@ -136,11 +134,15 @@ def _environment(
 
 
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The Dagster webserver on workspace.yaml: the asset graph the catalog's lineage reads."""
+def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[str]]:
+    """The Dagster webserver on workspace.yaml (the asset graph the catalog's lineage reads),
+    starting in the background while the first target materialises."""
     home = tmp_path_factory.mktemp("graph-home")
-    with dagster_servers(home, [ROOT / "workspace.yaml"]) as url:
-        yield url
+    with ExitStack() as stack, ThreadPoolExecutor(1) as starter:
+        servers = dagster_servers(home, [ROOT / "workspace.yaml"])
+        started = starter.submit(stack.enter_context, servers)
+        yield started
+        started.result()
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +154,7 @@ def sso(tmp_path_factory: pytest.TempPathFactory) -> IdentityProvider:
 def served(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    webserver: str,
+    webserver: Future[str],
     sso: IdentityProvider,
 ) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp(f"api-{request.param}")
@@ -163,9 +165,10 @@ def served(
     with s3_bucket(target) if request.param == "aws" else nullcontext():
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        served = Served(_environment(target, folder / "home", webserver, sso.jwks), url, folder)
+        served = Served(_environment(target, folder / "home", sso.jwks), url, folder)
         done = served.dataops("materialize", "--all")
         assert done.returncode == 0, done.stdout + done.stderr
+        served.env["DATAOPS_API_DAGSTER_URL"] = webserver.result()
         with (folder / "serve.log").open("wb") as log:
             server = subprocess.Popen(
                 [sys.executable, "-m", "platform_core.cli", "serve", "--port", str(port)],
