@@ -26,8 +26,8 @@ tools: setup
 # Only what was never materialised runs, so a second `make run` starts the UI in seconds.
 run: setup
 	$(BIN)/dataops materialize --missing
-	$(BIN)/dataops serve --host $(HOST) --port $(API_PORT) & API=$$!; trap "kill $$API" EXIT; \
-	echo "Dataset API (Delta Sharing): http://$(HOST):$(API_PORT)/delta-sharing"; \
+	$(BIN)/dataops serve --host $(HOST) --port $(API_PORT) --dagster-url http://$(HOST):$(PORT) & API=$$!; trap "kill $$API" EXIT; \
+	echo "Dataset API: http://$(HOST):$(API_PORT)/api/v1/products (Delta Sharing: /delta-sharing)"; \
 	$(BIN)/dg dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 materialize: setup

@@ -16,17 +16,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
+from importlib import resources
 from pathlib import Path
 
 import delta_sharing
+import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import requests
+import schemathesis
 from conftest import DATAOPS_VARIABLES, TEST_PSEUDONYM_KEY
+from cryptography.hazmat.primitives.asymmetric import rsa
+from dagster_servers import dagster_servers
+from hypothesis import HealthCheck, given, settings
 from servers import _s3_env, free_port, s3_bucket
+from sso import SSO_AUDIENCE, SSO_ISSUER, IdentityProvider
 
 from config import load_deployment
 from platform_core.api.signing import Signer
@@ -53,6 +63,7 @@ class Served:
     url: str
     folder: Path
     profiles: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def dataops(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -79,6 +90,14 @@ class Served:
             self.profiles[principal] = str(path)
         return self.profiles[principal]
 
+    def header(self, principal: str) -> dict[str, str]:
+        """A bearer header for ``principal``, its token made in-process (faster than the CLI)."""
+        if principal not in self.headers:
+            store = TokenStore(self.folder / "home" / "api")
+            token, _ = store.create(principal, timedelta(hours=1))
+            self.headers[principal] = {"Authorization": f"Bearer {token}"}
+        return self.headers[principal]
+
     def bearer(self, principal: str) -> dict[str, str]:
         token = json.loads(Path(self.profile(principal)).read_text())["bearerToken"]
         return {"Authorization": f"Bearer {token}"}
@@ -99,7 +118,7 @@ class Served:
             return pd.concat([pd.read_parquet(io.BytesIO(storage.get(k))) for k in keys])
 
 
-def _environment(target_env: dict[str, str], home: Path) -> dict[str, str]:
+def _environment(target_env: dict[str, str], home: Path, jwks: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(DATAOPS_VARIABLES)}
     env.update(target_env)
     env.update(
@@ -107,13 +126,36 @@ def _environment(target_env: dict[str, str], home: Path) -> dict[str, str]:
         DATAOPS_PSEUDONYM_KEY=TEST_PSEUDONYM_KEY,
         DATAOPS_API_SIGNING_KEY=SIGNING_KEY,
         DATAOPS__COMPUTE__EXECUTOR="in_process",
+        DATAOPS_API_OIDC_ISSUER=SSO_ISSUER,
+        DATAOPS_API_OIDC_AUDIENCE=SSO_AUDIENCE,
+        DATAOPS_API_OIDC_JWKS=str(jwks),
     )
     return env
 
 
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Future[str]]:
+    """The Dagster webserver on workspace.yaml (the asset graph the catalog's lineage reads),
+    starting in the background while the first target materialises."""
+    home = tmp_path_factory.mktemp("graph-home")
+    with ExitStack() as stack, ThreadPoolExecutor(1) as starter:
+        servers = dagster_servers(home, [ROOT / "workspace.yaml"])
+        started = starter.submit(stack.enter_context, servers)
+        yield started
+        started.result()
+
+
+@pytest.fixture(scope="module")
+def sso(tmp_path_factory: pytest.TempPathFactory) -> IdentityProvider:
+    return IdentityProvider(tmp_path_factory.mktemp("sso") / "jwks.json")
+
+
 @pytest.fixture(scope="module", params=["local", "aws"])
 def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    webserver: Future[str],
+    sso: IdentityProvider,
 ) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp(f"api-{request.param}")
     if request.param == "local":
@@ -123,9 +165,10 @@ def served(
     with s3_bucket(target) if request.param == "aws" else nullcontext():
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        served = Served(_environment(target, folder / "home"), url, folder)
+        served = Served(_environment(target, folder / "home", sso.jwks), url, folder)
         done = served.dataops("materialize", "--all")
         assert done.returncode == 0, done.stdout + done.stderr
+        served.env["DATAOPS_API_DAGSTER_URL"] = webserver.result()
         with (folder / "serve.log").open("wb") as log:
             server = subprocess.Popen(
                 [sys.executable, "-m", "platform_core.cli", "serve", "--port", str(port)],
@@ -372,3 +415,228 @@ def test_token_create_prints_only_the_token_and_writes_a_private_profile(served:
     assert "'mallory' is not a principal" in unknown.stderr
     stored = (served.folder / "home" / "api" / "tokens.json").read_text()
     assert token not in stored
+
+
+def _get(served: Served, path: str, principal: str | None = None, **params: object):
+    headers = served.header(principal) if principal else {}
+    return requests.get(f"{served.url}/api/v1{path}", params=params, headers=headers, timeout=60)
+
+
+def _catalog(served: Served, principal: str, **params: object) -> dict[str, dict]:
+    answer = _get(served, "/products", principal, **params)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["count"] == len(body["items"])
+    return {item["key"]: item for item in body["items"]}
+
+
+def test_the_catalog_lists_only_what_the_principal_may_read(served: Served) -> None:
+    assert list(_catalog(served, "partner_portal")) == ["sales/orders"]
+    finance = _catalog(served, "finance_bi")
+    assert list(finance) == [f"analytics/{name}" for name in ANALYTICS_PRODUCTS]
+    assert all(not item["masked"] for item in finance.values())
+    analytics = _catalog(served, "analytics")
+    assert "sales/customers" in analytics and "sales/raw_orders" not in analytics
+    assert analytics["sales/customers"]["served_from"] == "sales/shares/analytics/customers"
+    orders = _catalog(served, "sales")["sales/orders"]
+    assert (orders["owner"], orders["classification"], orders["masked"]) == (
+        "sales",
+        "confidential",
+        False,
+    )
+    assert orders["row_count"] == len(served.product("sales/orders"))
+    assert orders["last_materialization"]["run_id"]
+    refused = [
+        _get(served, path, "partner_portal")
+        for path in ["/products/sales/customers", "/products/nowhere/nothing"]
+    ]
+    assert [r.status_code for r in refused] == [404, 404]
+    assert refused[0].json() == refused[1].json()
+    assert _get(served, "/products").status_code == 401
+    probes = [requests.get(f"{served.url}/{p}z", timeout=30).json() for p in ("health", "ready")]
+    assert probes == [{"status": "ok"}, {"status": "ready"}]
+
+
+def test_a_product_in_full_has_columns_lineage_across_teams_and_freshness(served: Served) -> None:
+    masked = _get(served, "/products/sales/orders", "partner_portal").json()
+    assert masked["masked"] and masked["served_from"] == "sales/shares/partner_portal/orders"
+    names = [c["name"] for c in masked["columns"]]
+    assert "country" in names and "customer_id" not in names
+    full = _get(served, "/products/sales/orders", "analytics").json()
+    assert "customer_id" in [c["name"] for c in full["columns"]]
+    assert "analytics/revenue_by_country" in full["lineage"]["downstream"]
+    assert full["lineage"]["upstream"] == [] and full["lineage"]["hidden_upstream"] == 1
+    reach = _get(served, "/products/analytics/customer_reach", "finance_bi").json()
+    assert reach["lineage"]["upstream"] == ["analytics/customer_value"]
+    assert reach["lineage"]["hidden_upstream"] == 1
+    across = _get(served, "/products/analytics/customer_reach", "analytics").json()["lineage"]
+    assert across["upstream"] == ["analytics/customer_value", "sales/customers"]
+    owner = _get(served, "/products/sales/customers", "sales").json()["lineage"]
+    assert owner["downstream"] == ["analytics/customer_reach"]
+    portal = _get(served, "/products/sales/orders", "partner_portal").json()["lineage"]
+    assert portal["upstream"] == [] and portal["hidden_upstream"] == 1
+    assert portal["downstream"] == [] and portal["hidden_downstream"] > 0
+    revenue = _get(served, "/products/analytics/revenue_by_country", "finance_bi").json()
+    assert revenue["description"].startswith("Orders and net revenue per country")
+    assert revenue["tags"]["dataops/classification"] == "internal"
+    assert revenue["freshness"]["status"] == "fresh"
+    assert revenue["freshness"]["policy"]["failWindowSeconds"] == 86400
+    assert reach["freshness"]["status"] == "no_policy"
+    daily = _get(served, "/products/analytics/regional_daily_revenue", "finance_bi").json()
+    assert daily["partitions"] == ["amer", "apac", "emea"]
+    assert daily["row_count"] == len(served.product("analytics/regional_daily_revenue"))
+
+
+def test_the_catalog_is_searched_by_name_team_tag_and_classification(served: Served) -> None:
+    regional = _catalog(served, "finance_bi", q="Regional")
+    assert list(regional) == ["analytics/regional_daily_revenue"]
+    revenue = _catalog(served, "finance_bi", q="REVENUE")
+    assert {"analytics/regional_daily_revenue", "analytics/revenue_by_country"} <= set(revenue)
+    assert all("revenue" in f"{k} {e['description']}".lower() for k, e in revenue.items())
+    assert set(_catalog(served, "analytics", team="sales")) == {
+        "sales/customers",
+        "sales/orders",
+    }
+    confidential = _catalog(served, "finance_bi", classification="confidential")
+    assert set(confidential) == {"analytics/customer_scores", "analytics/customer_value"}
+    tagged = _catalog(served, "finance_bi", tag="dataops/classification=internal")
+    assert set(tagged) == {
+        "analytics/customer_reach",
+        "analytics/regional_daily_revenue",
+        "analytics/revenue_by_country",
+    }
+    assert _catalog(served, "partner_portal", team="analytics") == {}
+
+
+def _arrow(served: Served, principal: str, path: str, **params: object) -> pa.Table:
+    answer = _get(served, path, principal, **params)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    return pa.ipc.open_stream(answer.content).read_all()
+
+
+def test_arrow_parquet_and_json_reads_return_the_stored_rows(served: Served) -> None:
+    path = "/products/analytics/regional_daily_revenue/data"
+    stored = served.product("analytics/regional_daily_revenue")
+    table = _arrow(served, "finance_bi", path)
+    assert table.column_names == ["day", "channel", "revenue", "dataops_partition"]
+    _same_rows(table.to_pandas().drop(columns="dataops_partition"), stored, ["day", "channel"])
+    emea = _arrow(served, "finance_bi", path, columns="revenue,dataops_partition", partition="emea")
+    assert emea.column_names == ["revenue", "dataops_partition"]
+    assert set(emea["dataops_partition"].to_pylist()) == {"emea"} and emea.num_rows > 0
+    ranged = _arrow(served, "finance_bi", path, partition_from="apac", partition_to="emea")
+    assert set(ranged["dataops_partition"].to_pylist()) == {"apac", "emea"}
+    assert _arrow(served, "finance_bi", path, limit=5).num_rows == 5
+    parquet = _get(served, path, "finance_bi", format="parquet", columns="day,revenue")
+    assert parquet.headers["content-type"] == "application/vnd.apache.parquet"
+    from_parquet = pq.read_table(pa.BufferReader(parquet.content))
+    assert from_parquet.column_names == ["day", "revenue"]
+    assert from_parquet["revenue"].to_pylist() == table["revenue"].to_pylist()
+    rows, token, pages = [], None, 0
+    while True:
+        params = {"format": "json", "page_size": 40, **({"page_token": token} if token else {})}
+        page = _get(served, path, "finance_bi", **params).json()
+        rows += page["rows"]
+        pages += 1
+        token = page.get("next_page_token")
+        if token is None:
+            break
+    assert pages == -(-len(stored) // 40)
+    assert [r["revenue"] for r in rows] == table["revenue"].to_pylist()
+
+
+def test_a_masked_grant_reads_the_share_view_never_the_product(served: Served) -> None:
+    got = _arrow(served, "partner_portal", "/products/sales/orders/data").to_pandas()
+    assert "customer_id" not in got.columns and set(got["country"]) <= EU
+    _same_rows(got, served.product("sales/shares/partner_portal/orders"), "order_id")
+    refused = [
+        _get(served, f"/products/{key}/data", "partner_portal")
+        for key in ("sales/raw_orders", "sales/shares__partner_portal__orders", "x/y")
+    ]
+    assert [r.status_code for r in refused] == [404, 404, 404]
+
+
+def test_bad_read_parameters_are_clear_errors(served: Served) -> None:
+    path = "/products/analytics/customer_value/data"
+    unknown = _get(served, path, "finance_bi", columns="revenue,secret")
+    assert unknown.status_code == 400 and "secret" in unknown.json()["message"]
+    partition = _get(served, path, "finance_bi", partition="emea")
+    assert partition.status_code == 400 and "not partitioned" in partition.json()["message"]
+    token = _get(served, path, "finance_bi", format="json", page_token="-1")
+    assert token.status_code == 400
+    assert _get(served, path, "finance_bi", format="csv").status_code == 422
+
+
+def test_duckdb_reads_a_product_over_http(served: Served) -> None:
+    token = served.header("finance_bi")["Authorization"].removeprefix("Bearer ")
+    extensions = str(resources.files("duckdb_ext") / "extensions")
+    config = {"extension_directory": extensions, "autoinstall_known_extensions": False}
+    with duckdb.connect(config=config) as con:
+        con.execute("LOAD httpfs")
+        con.execute(f"SET force_download = true; CREATE SECRET (TYPE http, BEARER_TOKEN '{token}')")
+        url = f"{served.url}/api/v1/products/analytics/customer_value/data?format=parquet"
+        count, revenue = con.sql(
+            f"SELECT count(*), round(sum(revenue), 2) FROM read_parquet('{url}')"
+        ).fetchone()
+    stored = served.product("analytics/customer_value")
+    assert count == len(stored) > 0
+    assert revenue == round(stored["revenue"].sum(), 2)
+
+
+def _sso_status(served: Served, token: str, path: str = "/api/v1/products") -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    return requests.get(f"{served.url}{path}", headers=headers, timeout=30).status_code
+
+
+def test_sso_tokens_map_to_principals_and_bad_ones_are_refused(
+    served: Served, sso: IdentityProvider
+) -> None:
+    good = sso.token("finance_bi")
+    answer = requests.get(
+        f"{served.url}/api/v1/products", headers={"Authorization": f"Bearer {good}"}, timeout=30
+    )
+    assert [i["key"] for i in answer.json()["items"]] == [
+        f"analytics/{name}" for name in ANALYTICS_PRODUCTS
+    ]
+    assert _sso_status(served, good, "/delta-sharing/shares/finance_bi/all-tables") == 200
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refused = [
+        sso.token("finance_bi", lifetime=-120),
+        sso.token("finance_bi", aud="another-api"),
+        sso.token("finance_bi", iss="https://evil.example.test"),
+        sso.token("finance_bi", key=other_key),
+        sso.token("finance_bi", kid="unknown-key"),
+        sso.token("finance_bi", exp=None),
+        sso.token("mallory"),
+        sso.token(None),
+        good[:-4] + "AAAA",
+        "not.a.jwt",
+    ]
+    assert [_sso_status(served, token) for token in refused] == [401] * len(refused)
+    log = (served.folder / "serve.log").read_text()
+    assert good not in log and "BEGIN" not in log
+
+
+def test_openapi_matches_what_the_server_answers(served: Served) -> None:
+    """Schemathesis: every catalog and read operation, bounded examples, no 5xx, valid bodies."""
+    spec = requests.get(f"{served.url}/openapi.json", timeout=30).json()
+    assert {"/api/v1/products", "/api/v1/products/{team}/{name}"} <= set(spec["paths"])
+    schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json")
+    headers = served.header("finance_bi")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 5
+
+    for operation in operations:
+
+        @settings(
+            max_examples=4,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy())
+        def conforms(case: schemathesis.Case) -> None:
+            case.call_and_validate(headers=headers)
+
+        conforms()

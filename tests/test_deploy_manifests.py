@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import yaml
 from k8s_offline import kustomize, validate_manifest
 
 from config import ENVIRONMENTS, TARGETS
+from platform_core.api.commands import add_api_commands
 from platform_core.images import discover_teams
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -30,6 +32,14 @@ IDENTITY_ANNOTATION = {
         "iam.gke.io/gcp-service-account",
         "dataops-{team}-{env}@{project}.iam.gserviceaccount.com",
     ),
+}
+API_IDENTITY = {
+    "aws": {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/dataops-api-prod"},
+    "gcp": {
+        "iam.gke.io/gcp-service-account": "dataops-api-prod@example-project.iam.gserviceaccount.com"
+    },
+    "azure": {"azure.workload.identity/client-id": "00000000-0000-0000-0000-000000000000"},
+    "onprem": {},
 }
 NEEDED_PERMISSIONS = [
     ("batch", "jobs", verb) for verb in ("create", "get", "list", "watch", "delete")
@@ -185,3 +195,61 @@ def test_settings_and_instance_in_every_team_namespace(rendered: tuple[str, list
         for doc in find(docs, "ConfigMap"):
             if doc["metadata"]["name"] == "dataops-settings":
                 assert doc["data"][endpoint_settings[target]]
+
+
+def _system_docs(rendered: tuple[str, list[dict]]) -> tuple[str, dict[tuple[str, str], dict]]:
+    target, docs = rendered
+    return target, {
+        (doc["kind"], doc["metadata"]["name"]): doc
+        for doc in docs
+        if doc["metadata"].get("namespace") == "dagster"
+    }
+
+
+def test_the_api_runs_under_its_own_identity(rendered: tuple[str, list[dict]]) -> None:
+    target, docs = _system_docs(rendered)
+    account = docs["ServiceAccount", "dataops-api"]
+    assert account["metadata"].get("annotations", {}) == API_IDENTITY[target]
+    assert account["automountServiceAccountToken"] is False
+    pod = docs["Deployment", "dataops-api"]["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "dataops-api"
+    assert not any(
+        doc["kind"] in ("RoleBinding", "ClusterRoleBinding")
+        and any(s["name"] == "dataops-api" for s in doc.get("subjects", []))
+        for doc in docs.values()
+    )
+    if target == "azure":
+        assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+
+
+def test_deployment_service_probes_and_resources(rendered: tuple[str, list[dict]]) -> None:
+    target, docs = _system_docs(rendered)
+    deployment = docs["Deployment", "dataops-api"]
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
+    probes = {name: container[f"{name}Probe"]["httpGet"] for name in ("startup", "liveness")}
+    probes["readiness"] = container["readinessProbe"]["httpGet"]
+    assert {p["path"] for p in probes.values()} == {"/healthz", "/readyz"}
+    [port] = container["ports"]
+    assert all(p["port"] == port["name"] for p in probes.values())
+    parser = argparse.ArgumentParser(prog="dataops")
+    add_api_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(container["command"][1:])
+    assert (container["command"][0], args.port) == ("dataops", port["containerPort"])
+    service = docs["Service", "dataops-api"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    settings = docs["ConfigMap", "dataops-settings"]["data"]
+    assert settings["DATAOPS_TARGET"] == target
+    assert not any("SECRET" in key or "PASSWORD" in key for key in settings)
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert ("ConfigMap", volumes["instance"]["configMap"]["name"]) in docs
+    claim = volumes["tokens"]["persistentVolumeClaim"]["claimName"]
+    assert ("PersistentVolumeClaim", claim) in docs
+    secret_refs = [
+        e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e
+    ]
+    assert all(("Secret", name) in docs for name in secret_refs)
+    assert docs["Secret", "dataops-api"]["stringData"] == {"DATAOPS_API_SIGNING_KEY": ""}

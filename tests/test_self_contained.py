@@ -88,7 +88,8 @@ def test_make_bootstraps_uv_into_the_project_when_none_is_on_path(tmp_path: Path
         f"{clone}/.tools/uv-venv/bin/uv sync --frozen",
         f"{clone}/.venv/bin/dataops materialize --missing",
     ]
-    assert planned[2].startswith(f"{clone}/.venv/bin/dataops serve --host 127.0.0.1 --port 8080 &")
+    serve = "dataops serve --host 127.0.0.1 --port 8080 --dagster-url http://127.0.0.1:3999 &"
+    assert planned[2].startswith(f"{clone}/.venv/bin/{serve}")
     assert planned[-1].strip() == f"{clone}/.venv/bin/dg dev -w workspace.yaml -h 127.0.0.1 -p 3999"
 
 

@@ -1,5 +1,7 @@
 """Revenue views and customer value, computed from the sales team's order book."""
 
+from datetime import timedelta
+
 import dagster as dg
 import pandas as pd
 
@@ -22,6 +24,9 @@ REGION_PARTITIONS = dg.StaticPartitionsDefinition(list(REGIONS))
     team=TEAM,
     classification="internal",
     ins={"orders": SALES_ORDERS},
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(days=1), warn_window=timedelta(hours=12)
+    ),
     metadata={
         "dagster/column_lineage": dg.TableColumnLineage(
             deps_by_column={

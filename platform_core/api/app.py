@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
 from fastapi import FastAPI
 
 from config import load_deployment
+from platform_core.api import v1
+from platform_core.api.asset_graph import DAGSTER_URL_VARIABLE, AssetGraph
 from platform_core.api.catalog import Catalog
+from platform_core.api.identity import Authenticator
+from platform_core.api.oidc import OidcSettings, OidcVerifier
+from platform_core.api.products import ProductCatalog
 from platform_core.api.sharing import ProtocolError, Sharing, error_response, router
 from platform_core.api.signing import Signer, signing_key
 from platform_core.api.tokens import TokenStore
@@ -25,12 +31,36 @@ def api_folder() -> Path:
 
 
 def create_app(url_lifetime: float = URL_LIFETIME_SECONDS) -> FastAPI:
-    """The Delta Sharing server of the deployment the environment names."""
+    """The Delta Sharing server and the catalog of the deployment the environment names."""
     folder = api_folder()
     deployment = load_deployment()
     catalog = Catalog(dg.DagsterInstance.get(), storage_for(deployment), deployment.environment)
-    sharing = Sharing(catalog, TokenStore(folder), Signer(signing_key(folder)), url_lifetime)
-    app = FastAPI(title="DataOps dataset API (Delta Sharing)", docs_url=None, redoc_url=None)
+    sso = OidcSettings.from_environment()
+    tokens = Authenticator(TokenStore(folder), OidcVerifier(sso) if sso else None)
+    sharing = Sharing(catalog, tokens, Signer(signing_key(folder)), url_lifetime)
+    graph = AssetGraph(os.environ.get(DAGSTER_URL_VARIABLE))
+    app = FastAPI(
+        title="DataOps dataset API",
+        description="Data products: a searchable catalog, direct reads, and Delta Sharing.",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.catalog = catalog
     app.add_exception_handler(ProtocolError, error_response)
-    app.include_router(router(sharing))
+    app.include_router(router(sharing), include_in_schema=False)
+    app.include_router(v1.router(sharing, ProductCatalog(catalog, graph)))
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> dict[str, str]:
+        """Readiness: the policy loads and the instance answers."""
+        catalog.policy()
+        catalog.instance.get_latest_materialization_event(dg.AssetKey(["dataops", "readyz"]))
+        return {"status": "ready"}
+
     return app

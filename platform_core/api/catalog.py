@@ -74,16 +74,29 @@ def table_name(product: str) -> tuple[str, str]:
     return team, TABLE_SEPARATOR.join(rest)
 
 
+def policy_folder() -> Path:
+    return Path(os.environ.get(POLICY_DIR_VARIABLE) or POLICY_DIR)
+
+
+def policy_stamp() -> tuple:
+    """Name, size and modification time of every file in the policy folder."""
+    return tuple(
+        (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+        for entry in sorted(policy_folder().iterdir())
+        if entry.is_file()
+    )
+
+
 def load_access(environment: str) -> tuple[Policy, Mapping[str, Product]]:
     """The policy of ``environment`` and the product manifest, from the policy folder."""
-    folder = Path(os.environ.get(POLICY_DIR_VARIABLE) or POLICY_DIR)
+    folder = policy_folder()
     manifest = load_manifest(folder)
     teams = sorted({p.owner for p in manifest.values()})
     return load_policy(environment, teams, list(manifest), folder), manifest
 
 
 class Catalog:
-    """The shares of one deployment's environment, read afresh on every call."""
+    """The shares of one deployment's environment: the policy as its files stand on every call."""
 
     def __init__(
         self, instance: dg.DagsterInstance, storage: StorageAdapter, environment: str
@@ -91,30 +104,41 @@ class Catalog:
         self.instance = instance
         self.storage = storage
         self.environment = environment
+        self._policy: tuple[tuple, tuple[Policy, Mapping[str, Product]]] | None = None
 
     def policy(self) -> tuple[Policy, Mapping[str, Product]]:
-        return load_access(self.environment)
+        """The policy and manifest, parsed again whenever a file of the policy folder changed."""
+        stamp = policy_stamp()
+        if self._policy is None or self._policy[0] != stamp:
+            self._policy = (stamp, load_access(self.environment))
+        return self._policy[1]
 
     def is_principal(self, principal: str) -> bool:
         return principal in self.policy()[0].principals
 
-    def tables(self, principal: str) -> list[SharedTable]:
-        """The materialised tables ``principal`` may read, in product order."""
+    def readable(self, principal: str) -> dict[str, str]:
+        """Every product ``principal`` may read, materialised or not: product -> served asset."""
         policy, manifest = self.policy()
-        tables = []
+        sources = {}
         for product in sorted(manifest):
             decision = decide(policy, manifest, principal, product)
             if decision.allowed:
-                source = product
-            elif decision.mode == "masked" and decision.share_view:
-                source = decision.share_view
-                if not decide(policy, manifest, principal, source).allowed:
-                    continue
-            else:
-                continue
-            if self.instance.get_latest_materialization_event(dg.AssetKey(source.split("/"))):
-                tables.append(SharedTable(principal, *table_name(product), product, source))
-        return tables
+                sources[product] = product
+            elif (
+                decision.mode == "masked"
+                and decision.share_view
+                and decide(policy, manifest, principal, decision.share_view).allowed
+            ):
+                sources[product] = decision.share_view
+        return sources
+
+    def tables(self, principal: str) -> list[SharedTable]:
+        """The materialised tables ``principal`` may read, in product order."""
+        return [
+            SharedTable(principal, *table_name(product), product, source)
+            for product, source in self.readable(principal).items()
+            if self.instance.get_latest_materialization_event(dg.AssetKey(source.split("/")))
+        ]
 
     def table(self, principal: str, schema: str, name: str) -> SharedTable | None:
         for table in self.tables(principal):

@@ -13,7 +13,14 @@ from typing import Any
 
 from config import ConfigError, load_deployment
 from platform_core.api.app import api_folder, create_app
+from platform_core.api.asset_graph import DAGSTER_URL_VARIABLE
 from platform_core.api.catalog import load_access
+from platform_core.api.oidc import (
+    AUDIENCE_VARIABLE,
+    CLAIM_VARIABLE,
+    ISSUER_VARIABLE,
+    JWKS_VARIABLE,
+)
 from platform_core.api.sharing import BASE_PATH
 from platform_core.api.tokens import TokenStore
 
@@ -33,10 +40,25 @@ def lifetime(text: str) -> timedelta | None:
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
+SERVE_SETTINGS = {
+    "dagster_url": DAGSTER_URL_VARIABLE,
+    "oidc_issuer": ISSUER_VARIABLE,
+    "oidc_audience": AUDIENCE_VARIABLE,
+    "oidc_jwks": JWKS_VARIABLE,
+    "oidc_claim": CLAIM_VARIABLE,
+}
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    app = create_app()
+    for option, variable in SERVE_SETTINGS.items():
+        if getattr(args, option):
+            os.environ[variable] = getattr(args, option)
+    try:
+        app = create_app()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     print(
         f"Dataset API (Delta Sharing) on http://{args.host}:{args.port}{BASE_PATH}",
         file=sys.stderr,
@@ -85,9 +107,18 @@ def _revoke(args: argparse.Namespace) -> int:
 
 def add_api_commands(commands: Any) -> None:
     """Register ``serve`` and ``tokens`` on the ``dataops`` parser."""
-    serve = commands.add_parser("serve", help="serve data products over Delta Sharing")
+    serve = commands.add_parser(
+        "serve", help="serve the product catalog, direct reads and Delta Sharing"
+    )
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument(
+        "--dagster-url", help=f"the Dagster webserver for lineage (or {DAGSTER_URL_VARIABLE})"
+    )
+    serve.add_argument("--oidc-issuer", help=f"SSO token issuer (or {ISSUER_VARIABLE})")
+    serve.add_argument("--oidc-audience", help=f"SSO token audience (or {AUDIENCE_VARIABLE})")
+    serve.add_argument("--oidc-jwks", help=f"SSO JWKS URL or file (or {JWKS_VARIABLE})")
+    serve.add_argument("--oidc-claim", help=f"the claim naming the principal (or {CLAIM_VARIABLE})")
     serve.set_defaults(run=_serve)
     tokens = commands.add_parser("tokens", help="bearer tokens of the dataset API")
     verbs = tokens.add_subparsers(dest="verb", required=True)

@@ -22,8 +22,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from adapters.storage.base import CHUNK_SIZE, ObjectNotFoundError
 from platform_core.api.catalog import PARTITION_COLUMN, Catalog, SharedTable, Snapshot
 from platform_core.api.delta_schema import schema_string
+from platform_core.api.identity import Authenticator
 from platform_core.api.signing import BadSignature, Signer
-from platform_core.api.tokens import TokenStore
 
 BASE_PATH = "/delta-sharing"
 NDJSON = "application/x-ndjson"
@@ -52,10 +52,10 @@ DENIED = ProtocolError(403, "PERMISSION_DENIED", "Not shared with this recipient
 
 
 class Sharing:
-    """The protocol's handlers, bound to a catalog, a token store and a URL signer."""
+    """The protocol's handlers, bound to a catalog, the token checks and a URL signer."""
 
     def __init__(
-        self, catalog: Catalog, tokens: TokenStore, signer: Signer, url_lifetime: float
+        self, catalog: Catalog, tokens: Authenticator, signer: Signer, url_lifetime: float
     ) -> None:
         self.catalog, self.tokens, self.signer = catalog, tokens, signer
         self.url_lifetime = url_lifetime
