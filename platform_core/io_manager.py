@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import BinaryIO
 
@@ -40,7 +40,10 @@ import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter
+from platform_core.governance.classification import column_classes
+from platform_core.governance.compliance import ComplianceGuard
 from platform_core.governance.guard import AccessGuard
+from platform_core.governance.ownership import CLASSIFICATION_TAG
 
 ROW_GROUP_ROWS = 1_000_000
 SPOOL_BYTES = 64 * 1024 * 1024
@@ -84,31 +87,41 @@ def partition_path(partition_key: str) -> str:
     return f"{readable}~{hashlib.sha256(partition_key.encode()).hexdigest()}"
 
 
-def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """Dagster's standard column schema for an Arrow schema, as the UI shows it."""
+def column_schema(schema: pa.Schema, classes: Mapping[str, str] | None = None) -> dg.TableSchema:
+    """Dagster's standard column schema for an Arrow schema, as the UI shows it, with each
+    declared column class (``pii``, ``sensitive``) as the column's classification tag."""
+    classes = classes or {}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=field.name,
                 type=str(field.type),
                 constraints=dg.TableColumnConstraints(nullable=field.nullable),
+                tags={CLASSIFICATION_TAG: classes[field.name]} if field.name in classes else {},
             )
             for field in schema
         ]
     )
 
 
-def _write_parquet(frame: pd.DataFrame, sink: BinaryIO) -> pa.Schema:
+def _write_parquet(
+    frame: pd.DataFrame, sink: BinaryIO, inspect: Callable[[pa.Table], None] | None = None
+) -> pa.Schema:
     is_default_index = isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0
     if not is_default_index or len(frame) <= ROW_GROUP_ROWS:
         table = pa.Table.from_pandas(frame)
+        if inspect is not None:
+            inspect(table)
         pq.write_table(table, sink)
         return table.schema
     schema = pa.Schema.from_pandas(frame)
     with pq.ParquetWriter(sink, schema) as writer:
         for start in range(0, len(frame), ROW_GROUP_ROWS):
             chunk = frame.iloc[start : start + ROW_GROUP_ROWS]
-            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+            table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+            if inspect is not None:
+                inspect(table)
+            writer.write_table(table)
     return schema
 
 
@@ -118,6 +131,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
     storage: StorageAdapter
     environment: str
     guard: AccessGuard | None = None
+    compliance: ComplianceGuard | None = None
 
     _partial: dict[tuple[str, str], dict[str, dict]] = PrivateAttr(default_factory=dict)
 
@@ -130,6 +144,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         return [object_key(self.environment, context.asset_key)]
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        if self.compliance is not None:
+            self.compliance.check_residency(context.asset_key.to_user_string())
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(
                 f"Data product {context.asset_key.to_user_string()} returned "
@@ -145,7 +161,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 f"{len(keys)} partitions in one step; run one partition per run instead."
             )
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as parquet:
-            schema = _write_parquet(obj, parquet)
+            scan = self.compliance and self.compliance.scanner(context.asset_key.to_user_string())
+            schema = _write_parquet(obj, parquet, scan)
             size = parquet.tell()
             parquet.seek(0)
             with self._refusal(context, writing=True):
@@ -153,7 +170,9 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         metadata = {
             "dagster/uri": self.storage.uri(keys[0]),
             "dagster/row_count": len(obj),
-            "dagster/column_schema": column_schema(schema),
+            "dagster/column_schema": column_schema(
+                schema, column_classes(context.definition_metadata or {})
+            ),
             "dataops/byte_size": size,
         }
         if context.has_asset_partitions and not stored_as_is(context.asset_partition_key):

@@ -24,7 +24,7 @@ from config import ConfigError, load_deployment
 from platform_core.cli import main
 from platform_core.data_product import data_product
 from platform_core.definitions import Team
-from platform_core.governance import MASKING_TAG, PERSONAL_DATA_TAG
+from platform_core.governance import CLASSIFICATION_TAG, MASKING_TAG
 from platform_core.lineage.config import lineage_config
 from platform_core.lineage.facets import column_lineage_facet
 from platform_core.lineage.naming import DatasetId, product_dataset
@@ -62,7 +62,7 @@ def _output(graph: dict, job: str) -> dict:
 
 
 def test_personal_data_columns_carry_their_tag(graph: dict) -> None:
-    personal = {"key": PERSONAL_DATA_TAG, "value": "direct_identifier", "field": "email"}
+    personal = {"key": CLASSIFICATION_TAG, "value": "pii", "field": "email"}
     for job, classification in [("sales.raw_orders", "pii"), ("sales.customers", "pii")]:
         tags = _output(graph, job)["facets"]["tags"]["tags"]
         assert {k: v for k, v in tags[0].items() if k != "source"} == {

@@ -104,6 +104,10 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
         Raises StorageError with the setting to fix; called when a code location loads.
         """
 
+    def location(self) -> str | None:
+        """Where the store says it keeps the data (a region), or None if it cannot say."""
+        return None
+
     def get(self, key: str) -> bytes:
         """The whole object as bytes."""
         buffer = io.BytesIO()
