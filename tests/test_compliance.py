@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import write_policy
+from conftest import run_dataops, write_policy
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage as gcs
@@ -135,7 +135,7 @@ def local(local_target_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def us_east_1(s3_server, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+def us_east_1_env(s3_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """AWS whose bucket S3 places in us-east-1, though the settings claim jurisdiction eu."""
     env = {
         "DATAOPS_TARGET": "aws",
@@ -149,7 +149,12 @@ def us_east_1(s3_server, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     with s3_bucket(env):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        yield load_deployment(env)
+        yield env
+
+
+@pytest.fixture
+def us_east_1(us_east_1_env: dict[str, str]):
+    return load_deployment(us_east_1_env)
 
 
 def test_personal_data_in_an_internal_product_is_refused_before_anything_is_written(
@@ -270,6 +275,19 @@ def test_an_eu_product_on_a_us_east_1_bucket_is_left_out_and_never_written(
         manager.handle_output(dg.build_output_context(asset_key=contacts.key), CONTACTS)
     assert run(defs, notes.key).success
     assert stored(us_east_1, "crm") == [object_key("dev", notes.key)]
+
+
+def test_selecting_a_left_out_product_fails_with_the_residency_error(
+    us_east_1_env: dict[str, str], us_east_1, tmp_path
+) -> None:
+    env = {**us_east_1_env, "DATAOPS__COMPUTE__EXECUTOR": "in_process"}
+    selected = run_dataops(["materialize", "--select", "sales/customers"], env, tmp_path)
+    assert selected.returncode == 2, selected.stderr
+    assert (
+        "Residency: sales/customers may live only in jurisdictions ['eu'] (residency rule "
+        "'sales-personal-data-in-eu'), and this deployment's storage is in region us-east-1"
+    ) in selected.stderr
+    assert list(storage_for(us_east_1).list("")) == []
 
 
 def test_an_eu_bucket_keeps_eu_products_and_sovereign_only_needs_sovereign_storage(
