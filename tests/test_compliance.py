@@ -23,7 +23,7 @@ from platform_core.data_product import data_product
 from platform_core.definitions import Team
 from platform_core.governance.classification import declassified
 from platform_core.governance.compliance import refuse_left_out
-from platform_core.governance.residency import ResidencyError
+from platform_core.governance.residency import ResidencyError, jurisdiction_of
 from platform_core.io_manager import object_key
 from platform_core.storage_factory import storage_for
 
@@ -322,6 +322,23 @@ def test_with_a_gcs_emulator_the_declared_region_is_trusted(gcp_target_env, tmp_
     team = Team("crm", [contacts])
     policy = write_policy(tmp_path / "policy", [team], compliance=EU_RULE)
     assert contacts.key in team.definitions(gcp, policy).resolve_asset_graph().get_all_asset_keys()
+
+
+@pytest.mark.parametrize(
+    ("region", "jurisdiction"),
+    [
+        ("eu-west-1", "eu"),
+        ("EUROPE-WEST1", "eu"),
+        ("EU", "eu"),
+        ("eu-west-2", "uk"),
+        ("europe-west6", "ch"),
+        ("us-east-1", "us"),
+        ("ap-southeast-1", None),
+        (None, None),
+    ],
+)
+def test_a_reported_region_decides_the_jurisdiction(region, jurisdiction) -> None:
+    assert jurisdiction_of(region) == jurisdiction
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,6 @@ from platform_core.governance.ownership import CLASSIFICATION_TAG, Classificatio
 COLUMN_CLASSES = ("pii", "sensitive")
 DECLASSIFIED = "dataops/declassified"
 HOWS = ("dropped", "pseudonymised", "aggregated")
-SHARES = "shares"
 
 
 @dataclass(frozen=True)
@@ -186,8 +185,3 @@ def _require_declassification(
             f"Data product {name} declares it {declared.how} the pii of {sources}, but not the "
             f"pii columns {missing}. Name every pii column it read, or classify it pii."
         )
-
-
-def is_share_view(product: str) -> bool:
-    parts = product.split("/")
-    return len(parts) >= 4 and parts[1] == SHARES

@@ -239,7 +239,6 @@ def _check(
 
     parameter = inspect.Parameter(spec.key.path[-1], inspect.Parameter.POSITIONAL_OR_KEYWORD)
     evaluate.__signature__ = inspect.Signature([parameter])  # type: ignore[attr-defined]
-    evaluate.__name__ = f"{name}_{'_'.join(spec.key.path)}".replace("-", "_")
     return dg.asset_check(
         asset=spec.key,
         name=name,

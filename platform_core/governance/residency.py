@@ -2,8 +2,9 @@
 
 A deployment's placement is its storage's region, jurisdiction and legal exposure. Where the
 store can say where it is (S3 ``GetBucketLocation`` on AWS, the GCS bucket's location), its
-answer is the region and decides the jurisdiction; otherwise (local, on-premises, Azure, a GCS
-emulator, which reports US-CENTRAL1 for every bucket) the declared ``storage.region`` and
+answer is the region and decides the jurisdiction (a region it cannot place has none, so a rule
+naming jurisdictions keeps products off it: fail closed). Otherwise (local, on-premises, Azure,
+a GCS emulator, which reports US-CENTRAL1 for every bucket) the declared ``storage.region`` and
 ``storage.jurisdiction`` are trusted. ``storage.sovereign`` is always declared: only the
 operator knows whether the provider is subject to extraterritorial access laws. A product a
 rule keeps off the deployment is left out of the location (with what depends on it), selecting
@@ -19,16 +20,25 @@ from config import ConfigError, Deployment
 from platform_core.governance.compliance_policy import ResidencyRule
 
 LEFT_OUT = "dataops/left_out_by_residency"
-JURISDICTION_PREFIXES = (
-    ("eu-", "eu"),
-    ("europe-", "eu"),
-    ("eu", "eu"),
-    ("us-", "us"),
-    ("us", "us"),
-    ("ca-", "ca"),
-    ("northamerica-northeast", "ca"),
-)
-AZURE_EU = ("westeurope", "northeurope", "francecentral", "germanywestcentral", "swedencentral")
+JURISDICTION_PREFIXES = (("eu-", "eu"), ("europe-", "eu"), ("us-", "us"), ("ca-", "ca"))
+NAMED_REGIONS = {
+    "eu": "eu",
+    "us": "us",
+    "eu-west-2": "uk",
+    "europe-west2": "uk",
+    "uksouth": "uk",
+    "ukwest": "uk",
+    "eu-central-2": "ch",
+    "europe-west6": "ch",
+    "switzerlandnorth": "ch",
+    "westeurope": "eu",
+    "northeurope": "eu",
+    "francecentral": "eu",
+    "germanywestcentral": "eu",
+    "swedencentral": "eu",
+    "eur4": "eu",
+    "nam4": "us",
+}
 
 
 class ResidencyError(ConfigError):
@@ -53,16 +63,14 @@ class Placement:
 
 
 def jurisdiction_of(region: str | None) -> str | None:
-    """The jurisdiction of a provider region name, when its name says it (eu-west-1 -> eu)."""
+    """The jurisdiction of a provider region name, when its name says it (eu-west-1 -> eu;
+    London and Zurich regions are uk and ch, not eu); None for a region it cannot place."""
     if not region:
         return None
     region = region.lower()
-    if region in AZURE_EU:
-        return "eu"
-    for prefix, jurisdiction in JURISDICTION_PREFIXES:
-        if region == prefix or (prefix.endswith("-") and region.startswith(prefix)):
-            return jurisdiction
-    return None
+    if region in NAMED_REGIONS:
+        return NAMED_REGIONS[region]
+    return next((j for prefix, j in JURISDICTION_PREFIXES if region.startswith(prefix)), None)
 
 
 def placement_of(deployment: Deployment, reported_region: str | None) -> Placement:
@@ -73,10 +81,7 @@ def placement_of(deployment: Deployment, reported_region: str | None) -> Placeme
     sovereign = bool(storage.get("sovereign", False))
     if reported_region:
         return Placement(
-            reported_region,
-            jurisdiction_of(reported_region) or declared,
-            sovereign,
-            "as the bucket reports it",
+            reported_region, jurisdiction_of(reported_region), sovereign, "as the bucket reports it"
         )
     return Placement(
         declared_region,
