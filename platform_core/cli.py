@@ -39,6 +39,7 @@ def _materialize(args: argparse.Namespace) -> int:
             only_missing=args.missing,
             with_samples=args.with_samples,
             run_log=run_log,
+            select=args.select,
         )
     if run_log.path.exists():
         print(f"Dagster's event log of these runs: {run_log.path}")
@@ -106,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--missing",
         action="store_true",
         help="only assets and partitions that have never been materialised",
+    )
+    which.add_argument(
+        "--select", action="append", metavar="TEAM/NAME", help="only these data products"
     )
     materialize.add_argument(
         "--verbose", action="store_true", help="also print Dagster's event stream to stderr"

@@ -26,6 +26,8 @@ from platform_core.compute_factory import compute_for
 from platform_core.feeds import LandingFeed
 from platform_core.governance import require_ownership
 from platform_core.governance.access import AccessDenied
+from platform_core.governance.compliance import left_out_metadata, location_compliance
+from platform_core.governance.compliance_policy import load_compliance
 from platform_core.governance.guard import AccessGuard
 from platform_core.governance.policy import POLICY_DIR, POLICY_DIR_VARIABLE
 from platform_core.governance.products import check_own_products
@@ -72,7 +74,9 @@ class Team:
             team=self.name, environment=deployment.environment, policy_dir=str(policy_dir)
         )
         policy, manifest = guard.loaded()
-        check_own_products(self.name, self.assets, manifest)
+        check_own_products(
+            self.name, self.assets, manifest, load_compliance(list(manifest), policy_dir)
+        )
         for key in self.upstream:
             try:
                 guard.check_read(key.to_user_string())
@@ -92,26 +96,43 @@ class Team:
                     )
         storage = storage_for(deployment)
         compute = compute_for(deployment)
+        compliance = location_compliance(
+            self.name, self.assets, views, policy, manifest, policy_dir, deployment, storage
+        )
+        assets = [a for a in self.assets if all(map(compliance.keeps, a.keys))]
+        views = [view for view in views if all(map(compliance.keeps, view.keys))]
+        feeds = [feed for feed in self.feeds if compliance.keeps(feed.product_key)]
+        checks = [
+            c for c in self.asset_checks if all(compliance.keeps(k.asset_key) for k in c.check_keys)
+        ]
         return dg.Definitions(
-            assets=[*self.assets, *views, *(dg.AssetSpec(key) for key in self.upstream)],
-            asset_checks=[*self.asset_checks, *(feed.quarantine_check() for feed in self.feeds)],
+            assets=[*assets, *views, *(dg.AssetSpec(key) for key in self.upstream)],
+            asset_checks=[
+                *checks,
+                *(feed.quarantine_check() for feed in feeds),
+                *compliance.checks,
+            ],
             sensors=[
-                *(feed.sensor() for feed in self.feeds),
+                *(feed.sensor() for feed in feeds),
                 *self.sensors,
-                lineage_sensor(self.name, [*self.assets, *views], self.upstream, deployment),
+                lineage_sensor(self.name, [*assets, *views], self.upstream, deployment),
                 *_share_view_automation(self.name, views),
             ],
             schedules=self.schedules,
             resources={
                 "io_manager": DataProductIOManager(
-                    storage=storage, environment=deployment.environment, guard=guard
+                    storage=storage,
+                    environment=deployment.environment,
+                    guard=guard,
+                    compliance=compliance.guard,
                 ),
                 "landing": LandingZone(
                     storage=storage, environment=deployment.environment, guard=guard
                 ),
                 "pipes": compute.pipes_resource(self.name),
             },
-            executor=compute.executor(self.name, self.assets),
+            executor=compute.executor(self.name, assets),
+            metadata=left_out_metadata(compliance),
         )
 
     def _check_feeds(self) -> None:

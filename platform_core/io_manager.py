@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -50,7 +50,10 @@ import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter
+from platform_core.governance.classification import column_classes
+from platform_core.governance.compliance import ComplianceGuard
 from platform_core.governance.guard import AccessGuard
+from platform_core.governance.ownership import CLASSIFICATION_TAG
 
 ROW_GROUP_ROWS = 1_000_000
 BATCH_ROWS = 128 * 1024
@@ -94,14 +97,17 @@ def partition_path(partition_key: str) -> str:
     return f"{readable}~{hashlib.sha256(partition_key.encode()).hexdigest()}"
 
 
-def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """Dagster's standard column schema for an Arrow schema, as the UI shows it."""
+def column_schema(schema: pa.Schema, classes: Mapping[str, str] | None = None) -> dg.TableSchema:
+    """Dagster's standard column schema for an Arrow schema, as the UI shows it, with each
+    declared column class (``pii``, ``sensitive``) as the column's classification tag."""
+    classes = classes or {}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=field.name,
                 type=str(field.type),
                 constraints=dg.TableColumnConstraints(nullable=field.nullable),
+                tags={CLASSIFICATION_TAG: classes[field.name]} if field.name in classes else {},
             )
             for field in schema
         ]
@@ -154,6 +160,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
     storage: StorageAdapter
     environment: str
     guard: AccessGuard | None = None
+    compliance: ComplianceGuard | None = None
 
     _partial: dict[tuple[str, str], dict[str, dict]] = PrivateAttr(default_factory=dict)
 
@@ -166,6 +173,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         return [object_key(self.environment, context.asset_key)]
 
     def handle_output(self, context: dg.OutputContext, obj: Product) -> None:
+        if self.compliance is not None:
+            self.compliance.check_residency(context.asset_key.to_user_string())
         if not isinstance(obj, PRODUCT_TYPES):
             raise TypeError(
                 f"Data product {context.asset_key.to_user_string()} returned "
@@ -182,12 +191,16 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 f"{len(keys)} partitions in one step; run one partition per run instead."
             )
         schema, pieces = _pieces(obj)
+        name = context.asset_key.to_user_string()
+        scan = self.compliance.scanner(name) if self.compliance is not None else None
         with self._refusal(context, writing=True):
-            rows, size = self._write(keys[0], schema, pieces)
+            rows, size = self._write(keys[0], schema, pieces, scan)
         metadata = {
             "dagster/uri": self.storage.uri(keys[0]),
             "dagster/row_count": rows,
-            "dagster/column_schema": column_schema(schema),
+            "dagster/column_schema": column_schema(
+                schema, column_classes(context.definition_metadata or {})
+            ),
             "dataops/byte_size": size,
         }
         if context.has_asset_partitions and not stored_as_is(context.asset_partition_key):
@@ -200,10 +213,17 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             )
         context.add_output_metadata(metadata)
 
-    def _write(self, key: str, schema: pa.Schema, pieces: Iterable[pa.Table]) -> tuple[int, int]:
+    def _write(
+        self,
+        key: str,
+        schema: pa.Schema,
+        pieces: Iterable[pa.Table],
+        scan: Callable[[pa.Table], None] | None = None,
+    ) -> tuple[int, int]:
         """Encode every piece into the stored object: rows written and the object's bytes.
 
-        The one place each outgoing table passes before it is written.
+        The one place each outgoing table passes before it is written: ``scan`` (the personal-data
+        scanner) sees each piece first, and its refusal aborts the upload, publishing nothing.
         """
         rows = 0
         with (
@@ -211,6 +231,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
             pq.ParquetWriter(output, schema) as writer,
         ):
             for piece in pieces:
+                if scan is not None:
+                    scan(piece)
                 writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
                 rows += piece.num_rows
         assert output.info is not None

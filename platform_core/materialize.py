@@ -13,7 +13,7 @@ stop the job: what depends on it is skipped, the rest runs, and the summary list
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -25,6 +25,7 @@ from config import ConfigError, load_deployment
 from platform_core.compute_factory import compute_for
 from platform_core.definitions import Team
 from platform_core.feeds import deleted_landing_files, land_samples, register_landed_files
+from platform_core.governance.compliance import refuse_left_out
 from platform_core.lineage.emit import emit_run_lineage
 from platform_core.materialized import MaterializedIndex
 from platform_core.run_log import RunLog
@@ -99,6 +100,22 @@ def _location_order(definitions: dict[str, dg.Definitions]) -> list[str]:
     return list(sorter.static_order())
 
 
+def _selected(definitions: dict[str, dg.Definitions], select: Sequence[str]) -> set[dg.AssetKey]:
+    """The selected keys, each defined by a location; ResidencyError for one left out."""
+    wanted = [dg.AssetKey(product.split("/")) for product in select]
+    for defs in definitions.values():
+        refuse_left_out(defs, wanted)
+    known = {
+        key
+        for defs in definitions.values()
+        for key in defs.resolve_asset_graph().materializable_asset_keys
+    }
+    unknown = [key.to_user_string() for key in wanted if key not in known]
+    if unknown:
+        raise ConfigError(f"--select names no data product of any location: {', '.join(unknown)}.")
+    return set(wanted)
+
+
 def plan(location: str, defs: dg.Definitions, instance: dg.DagsterInstance) -> Iterator[Step]:
     """The runs that materialise every asset of one location, upstream first.
 
@@ -130,6 +147,7 @@ def materialize_all(
     only_missing: bool = False,
     with_samples: bool = False,
     run_log: RunLog | None = None,
+    select: Sequence[str] | None = None,
 ) -> bool:
     """Materialise what every location defines; True when no run failed.
 
@@ -137,6 +155,8 @@ def materialize_all(
     skipped) is skipped and said so; independent assets still run. ``only_missing`` runs only
     assets and partitions the instance has never materialised. The closing summary lists every
     failure. With ``run_log``, Dagster's event stream goes to its file, not the console.
+    ``select`` (``team/name`` keys) runs only those products; one that residency left out of
+    this deployment, or that no location defines, is a ConfigError before anything runs.
 
     A partitioned upstream never blocks a downstream asset, since the IO manager loads the
     healthy partitions (and fails by its own policy when too many are missing). Sample files
@@ -146,6 +166,7 @@ def materialize_all(
     compute_for(load_deployment()).check()
     teams = {location.name: location.team() for location in workspace_locations(workspace)}
     definitions = {name: team.definitions() for name, team in teams.items()}
+    wanted = _selected(definitions, select) if select else None
     report = MainJobReport()
     index = MaterializedIndex(instance) if only_missing else None
     unavailable: set[dg.AssetKey] = set()
@@ -160,6 +181,7 @@ def materialize_all(
         graph = defs.resolve_asset_graph()
         for step in plan(name, defs, instance):
             keys = index.missing(step.asset_keys, step.partition_key) if index else step.asset_keys
+            keys = tuple(key for key in keys if wanted is None or key in wanted)
             if not keys:
                 continue
             partition = f" [{step.partition_key}]" if step.partition_key else ""

@@ -67,14 +67,22 @@ def use_target(
     yield target_env
 
 
-def write_policy(folder: Path, teams: list, access: str = "grants: []\n") -> Path:
-    """A policy folder for test-only teams: their product manifest and ``access`` as the policy."""
+def write_policy(
+    folder: Path, teams: list, access: str = "grants: []\n", compliance: str | None = None
+) -> Path:
+    """A policy folder for test-only teams: their product manifest, ``access`` as the policy and
+    ``compliance`` as the compliance policy (none by default)."""
+    from platform_core.governance.compliance_policy import COMPLIANCE_FILE, load_compliance
     from platform_core.governance.products import products_of, render
 
     folder.mkdir(parents=True, exist_ok=True)
+    if compliance is not None:
+        (folder / COMPLIANCE_FILE).write_text(compliance)
+    keys = [key.to_user_string() for team in teams for a in team.assets for key in a.keys]
+    rules = load_compliance(keys, folder)
     products = {}
     for team in teams:
-        products.update(products_of(team.assets))
+        products.update(products_of(team.assets, rules))
     (folder / "products.yaml").write_text(render(products))
     (folder / "access.yaml").write_text(access)
     return folder

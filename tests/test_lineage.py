@@ -24,7 +24,7 @@ from config import ConfigError, load_deployment
 from platform_core.cli import main
 from platform_core.data_product import data_product
 from platform_core.definitions import Team
-from platform_core.governance import MASKING_TAG, PERSONAL_DATA_TAG
+from platform_core.governance import CLASSIFICATION_TAG, MASKING_TAG
 from platform_core.lineage.config import lineage_config
 from platform_core.lineage.facets import column_lineage_facet
 from platform_core.lineage.naming import DatasetId, product_dataset
@@ -62,7 +62,7 @@ def _output(graph: dict, job: str) -> dict:
 
 
 def test_personal_data_columns_carry_their_tag(graph: dict) -> None:
-    personal = {"key": PERSONAL_DATA_TAG, "value": "direct_identifier", "field": "email"}
+    personal = {"key": CLASSIFICATION_TAG, "value": "pii", "field": "email"}
     for job, classification in [("sales.raw_orders", "pii"), ("sales.customers", "pii")]:
         tags = _output(graph, job)["facets"]["tags"]["tags"]
         assert {k: v for k, v in tags[0].items() if k != "source"} == {
@@ -102,9 +102,8 @@ def test_asset_checks_become_quality_assertions(graph: dict) -> None:
             record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
         ):
             evaluation = entry.dagster_event.event_specific_data
-            expected[evaluation.asset_key.to_user_string(), evaluation.check_name] = (
-                evaluation.passed
-            )
+            product = "/".join(evaluation.asset_key.path[-2:])
+            expected[product, evaluation.check_name] = evaluation.passed
     found = {}
     for event in graph["events"]:
         if event["eventType"] != "COMPLETE" or "parent" not in event["run"]["facets"]:
@@ -116,7 +115,9 @@ def test_asset_checks_become_quality_assertions(graph: dict) -> None:
             for assertion in facet["assertions"] if facet else []:
                 product = "/".join(Path(dataset["name"]).with_suffix("").parts[-2:])
                 found[product, assertion["assertion"]] = assertion["success"]
-    assert len(expected) == 6  # five team checks and the orders feed's contract check
+    # five team checks, the orders feed's contract check and the personal-data check of each of
+    # the eight products not classified pii (two of them share views)
+    assert len(expected) == 14
     assert found == expected
 
 
@@ -249,11 +250,14 @@ def test_the_daemon_sensor_emits_runs_nobody_emitted(
             ("materialize.sensing.numbers", "START"),
             ("sensing.numbers", "START"),
             ("sensing.numbers", "COMPLETE"),
+            ("sensing.numbers.no_undeclared_personal_data", "START"),
+            ("sensing.numbers.no_undeclared_personal_data", "COMPLETE"),
             ("materialize.sensing.numbers", "COMPLETE"),
         ]
         assert {e["run"]["runId"] for e in events} == {
             run.run_id,
             str(uuid.uuid5(uuid.UUID(run.run_id), "sensing__numbers")),
+            str(uuid.uuid5(uuid.UUID(run.run_id), "sensing__numbers_no_undeclared_personal_data")),
         }
         assert json.loads(first.cursor)["running"] == []
 

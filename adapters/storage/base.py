@@ -236,6 +236,10 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
         spool.seek(0)
         return pa.PythonFile(spool, mode="r")
 
+    def location(self) -> str | None:
+        """Where the store says it keeps the data (a region), or None if it cannot say."""
+        return None
+
     def get(self, key: str) -> bytes:
         """The whole object as bytes."""
         buffer = io.BytesIO()

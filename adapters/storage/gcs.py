@@ -148,6 +148,15 @@ class GCSStorage(ObjectStore):
     def _endpoint_note(self) -> str:
         return f"emulator {self.emulator_host}" if self.emulator_host else ""
 
+    def location(self) -> str | None:
+        """The bucket's location (``EUROPE-WEST1``, ``EU``), lowercased; None with an emulator,
+        since fake-gcs-server reports US-CENTRAL1 for every bucket."""
+        if self.emulator_host:
+            return None
+        client = self._client()
+        client.bucket.reload(retry=client.retry, timeout=client.timeout)
+        return (client.bucket.location or "").lower() or None
+
     def _classify(self, exc: Exception) -> Fault | None:
         if isinstance(exc, NotFound):
             return Fault(Failure.NOT_FOUND)

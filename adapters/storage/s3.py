@@ -201,6 +201,14 @@ class S3Storage(ObjectStore):
     def _endpoint_note(self) -> str:
         return f"endpoint {self._client().meta.endpoint_url}"
 
+    def location(self) -> str | None:
+        """The bucket's region from GetBucketLocation on AWS (no constraint is us-east-1, the
+        legacy ``EU`` eu-west-1); None on premises, where the declared region is trusted."""
+        if self.target != "aws":
+            return None
+        answer = self._client().get_bucket_location(Bucket=self.bucket).get("LocationConstraint")
+        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(answer, answer)
+
     def _classify(self, exc: Exception) -> Fault | None:
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))

@@ -6,7 +6,7 @@ import pandas as pd
 from assets.sales import sample_data
 from platform_core.data_product import data_product
 from platform_core.feeds import LandingFeed
-from platform_core.governance import PERSONAL_DATA_TAG
+from platform_core.governance.classification import declassified
 from platform_core.landing import LandingZone
 
 TEAM = "sales"
@@ -30,15 +30,14 @@ ORDERS_FEED = LandingFeed(
     sample=sample_data.orders_file,
     seed_at=sample_data.SAMPLE_LANDINGS,
 )
-EMAIL = dg.TableColumn("email", "string", tags={PERSONAL_DATA_TAG: "direct_identifier"})
-PERSONAL_COLUMNS = {"dagster/column_schema": dg.TableSchema(columns=[EMAIL])}
+PERSONAL_COLUMNS = {"email": "pii"}
 
 
 @data_product(
     team=TEAM,
     classification="pii",
     partitions_def=ORDERS_FEED.partitions,
-    metadata=PERSONAL_COLUMNS,
+    columns=PERSONAL_COLUMNS,
 )
 def raw_orders(context: dg.AssetExecutionContext, landing: LandingZone) -> pd.DataFrame:
     """One landed orders file as the shop recorded it, customer email included."""
@@ -48,6 +47,11 @@ def raw_orders(context: dg.AssetExecutionContext, landing: LandingZone) -> pd.Da
 @data_product(
     team=TEAM,
     classification="confidential",
+    declassified=declassified(
+        "dropped",
+        columns=["email"],
+        reason="The order book keeps the customer id, never the contact address.",
+    ),
     metadata={
         "dagster/column_lineage": dg.TableColumnLineage(
             deps_by_column={
@@ -66,7 +70,7 @@ def orders(raw_orders: pd.DataFrame) -> pd.DataFrame:
     return book.reset_index(drop=True)
 
 
-@data_product(team=TEAM, classification="pii", metadata=PERSONAL_COLUMNS)
+@data_product(team=TEAM, classification="pii", columns=PERSONAL_COLUMNS)
 def customers(raw_orders: pd.DataFrame) -> pd.DataFrame:
     """One row per customer who ordered: contact email, country, first order and order count."""
     return (

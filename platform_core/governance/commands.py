@@ -15,6 +15,7 @@ from typing import Any
 
 from config import ENVIRONMENTS, ConfigError
 from platform_core.governance.access import decide, share_views
+from platform_core.governance.compliance_policy import load_compliance
 from platform_core.governance.policy import POLICY_DIR, POLICY_DIR_VARIABLE, Policy, load_policy
 from platform_core.governance.products import MANIFEST, load_manifest, products_of, render
 
@@ -92,9 +93,12 @@ def _check(args: argparse.Namespace) -> int:
 def _products(args: argparse.Namespace) -> int:
     from platform_core.materialize import workspace_locations
 
+    teams = [location.team() for location in workspace_locations()]
+    keys = [key.to_user_string() for team in teams for a in team.assets for key in a.keys]
+    compliance = load_compliance(keys, Path(args.policy_dir))
     products: dict[str, Any] = {}
-    for location in workspace_locations():
-        products.update(products_of(location.team().assets))
+    for team in teams:
+        products.update(products_of(team.assets, compliance))
     text = render(products)
     path = Path(args.policy_dir) / MANIFEST
     current = path.read_text(encoding="utf-8") if path.exists() else ""

@@ -1,5 +1,8 @@
 """The product manifest: every team's data products with owner and classification, committed.
 
+Each product also records its classified columns and the residency rules that cover it, so
+other services (the dataset API's catalog) read them without importing team code.
+
 A code location holds only its own team's code (one image per team), yet the access policy names
 other teams' products and decisions need their classification. ``policy/products.yaml`` is that
 shared knowledge, generated from the teams' code by ``dataops policy products --write`` and
@@ -9,13 +12,16 @@ checked by the tests (and by each location at load, for its own products), so it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import yaml
 
 from config import ConfigError
+from platform_core.governance.classification import column_classes
+from platform_core.governance.compliance_policy import CompliancePolicy
 from platform_core.governance.ownership import CLASSIFICATION_TAG
 from platform_core.governance.policy import POLICY_DIR
 
@@ -28,28 +34,51 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Product:
-    """What governance needs to know of a data product without importing its team's code."""
+    """What governance needs to know of a data product without importing its team's code.
+
+    ``columns`` maps classified columns to their class (``pii``, ``sensitive``); ``residency``
+    lists the residency rules of ``policy/compliance.yaml`` that cover the product.
+    """
 
     key: str
     owner: str
     classification: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+    residency: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def pii_columns(self) -> tuple[str, ...]:
+        return tuple(sorted(name for name, kind in self.columns.items() if kind == "pii"))
 
 
-def products_of(assets: Iterable[dg.AssetsDefinition]) -> dict[str, Product]:
+def products_of(
+    assets: Iterable[dg.AssetsDefinition], compliance: CompliancePolicy | None = None
+) -> dict[str, Product]:
     """The products among ``assets`` (keyed ``team/name``), as the manifest records them."""
+    compliance = compliance or CompliancePolicy()
     found = {}
     for assets_def in assets:
         for spec in assets_def.specs:
             key = spec.key.to_user_string()
-            found[key] = Product(key, spec.key.path[0], spec.tags[CLASSIFICATION_TAG])
+            found[key] = Product(
+                key,
+                spec.key.path[0],
+                spec.tags[CLASSIFICATION_TAG],
+                column_classes(spec.metadata),
+                tuple(rule.as_manifest() for rule in compliance.rules_for(key)),
+            )
     return found
 
 
 def render(products: Mapping[str, Product]) -> str:
-    body = {
-        key: {"owner": p.owner, "classification": p.classification}
-        for key, p in sorted(products.items())
-    }
+    body = {}
+    for key, p in sorted(products.items()):
+        entry: dict[str, Any] = {"owner": p.owner, "classification": p.classification}
+        if p.columns:
+            entry["columns"] = dict(p.columns)
+        if p.residency:
+            entry["residency"] = [dict(rule) for rule in p.residency]
+        body[key] = entry
     return HEADER + yaml.safe_dump(body, sort_keys=True)
 
 
@@ -61,15 +90,25 @@ def load_manifest(policy_dir: Path = POLICY_DIR) -> dict[str, Product]:
         )
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return {
-        key: Product(key, entry["owner"], entry["classification"]) for key, entry in data.items()
+        key: Product(
+            key,
+            entry["owner"],
+            entry["classification"],
+            dict(entry.get("columns") or {}),
+            tuple(entry.get("residency") or ()),
+        )
+        for key, entry in data.items()
     }
 
 
 def check_own_products(
-    team: str, assets: Iterable[dg.AssetsDefinition], manifest: Mapping[str, Product]
+    team: str,
+    assets: Iterable[dg.AssetsDefinition],
+    manifest: Mapping[str, Product],
+    compliance: CompliancePolicy | None = None,
 ) -> None:
     """The team's products are in the manifest as they are declared; ConfigError if not."""
-    for key, product in products_of(assets).items():
+    for key, product in products_of(assets, compliance).items():
         if manifest.get(key) != product:
             raise ConfigError(
                 f"Data product {key} of team '{team}' is "
