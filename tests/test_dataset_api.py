@@ -487,6 +487,19 @@ def test_a_product_in_full_has_columns_lineage_across_teams_and_freshness(served
     assert daily["row_count"] == len(served.product("analytics/regional_daily_revenue"))
 
 
+def test_a_product_shows_its_personal_columns_and_residency(served: Served) -> None:
+    owned = _get(served, "/products/sales/customers", "sales").json()
+    assert owned["classification"] == "pii" and owned["column_classes"] == {"email": "pii"}
+    email = next(c for c in owned["columns"] if c["name"] == "email")
+    assert email["tags"]["dataops/classification"] == "pii"
+    rules = {rule["rule"]: rule for rule in owned["residency"]}
+    assert rules["sales-personal-data-in-eu"]["jurisdictions"] == ["eu"]
+    assert rules["customer-directory-sovereign-in-prod"]["sovereign_only"] is True
+    viewed = _get(served, "/products/sales/customers", "analytics").json()
+    assert viewed["masked"] and viewed["column_classes"] == {}
+    assert all("dataops/classification" not in c["tags"] for c in viewed["columns"])
+
+
 def test_the_catalog_is_searched_by_name_team_tag_and_classification(served: Served) -> None:
     regional = _catalog(served, "finance_bi", q="Regional")
     assert list(regional) == ["analytics/regional_daily_revenue"]

@@ -43,6 +43,15 @@ class Materialization(BaseModel):
     partition: str | None = None
 
 
+class ResidencyRule(BaseModel):
+    """A rule of ``policy/compliance.yaml`` on where the product may be stored."""
+
+    rule: str
+    jurisdictions: list[str] | None = Field(None, description="allowed; null: any")
+    sovereign_only: bool = False
+    environments: list[str] | None = Field(None, description="where the rule applies; null: all")
+
+
 class ProductSummary(BaseModel):
     """A catalog entry: what a product is, whose, how sensitive, and how current."""
 
@@ -53,7 +62,9 @@ class ProductSummary(BaseModel):
     classification: str
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
-    residency: Any | None = Field(None, description="from the product manifest, when declared")
+    residency: list[ResidencyRule] = Field(
+        default_factory=list, description="the residency rules covering the product"
+    )
     served_from: str = Field(description="the asset whose data this caller reads (a share view)")
     masked: bool
     partitioned: bool
@@ -68,8 +79,10 @@ class Product(ProductSummary):
     """One product in full: its columns and its lineage."""
 
     columns: list[Column]
-    manifest_columns: Any | None = Field(
-        None, description="per-column classes from the product manifest, when declared"
+    column_classes: dict[str, str] = Field(
+        default_factory=dict,
+        description="classified columns of what the caller reads (pii, sensitive); a share view "
+        "has pseudonymised or dropped its source's",
     )
     lineage: Lineage | None = Field(None, description="null while the asset graph is unknown")
 

@@ -28,6 +28,7 @@ from platform_core.api.models import (
     Lineage,
     Materialization,
     Product,
+    ResidencyRule,
 )
 from platform_core.governance.access import SHARES
 from platform_core.governance.products import MANIFEST
@@ -42,7 +43,7 @@ def _parsed_manifest(path: Path, size: int, modified: int) -> dict[str, Mapping[
 
 
 def manifest_entries() -> dict[str, Mapping[str, Any]]:
-    """The product manifest as written, so fields added to it later are shown as they are."""
+    """The product manifest as written: owner, classification, column classes, residency."""
     path = policy_folder() / MANIFEST
     info = path.stat()
     return _parsed_manifest(path, info.st_size, info.st_mtime_ns)
@@ -219,7 +220,7 @@ class ProductCatalog:
             classification=declared.get("classification", "unknown"),
             description=node.description if node else None,
             tags=dict(node.tags) if node else {},
-            residency=declared.get("residency"),
+            residency=[ResidencyRule(**rule) for rule in declared.get("residency") or ()],
             served_from=source,
             masked=source != key,
             partitioned=bool(partitions),
@@ -241,7 +242,7 @@ class ProductCatalog:
             ),
             data_url=f"{API_PREFIX}/products/{team}/{name}/data",
             columns=columns_of(newest) if newest else [],
-            manifest_columns=declared.get("columns"),
+            column_classes={} if source != key else dict(declared.get("columns") or {}),
             lineage=self._lineage(node, readable, nodes) if nodes is not None else None,
         )
 
