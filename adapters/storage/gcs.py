@@ -23,6 +23,7 @@ from google.api_core.exceptions import (
     Forbidden,
     GoogleAPICallError,
     NotFound,
+    PreconditionFailed,
     RetryError,
     Unauthorized,
 )
@@ -85,6 +86,15 @@ class GCSStorage(ObjectStore):
             blob.upload_from_string(payload.body, retry=retry, timeout=timeout)
         else:
             blob.upload_from_file(payload.body, size=payload.length, retry=retry, timeout=timeout)
+        return _info(blob)
+
+    def _create(self, name: str, data: bytes) -> ObjectInfo:
+        bucket, retry, timeout = self._client()
+        blob = bucket.blob(name)
+        try:
+            blob.upload_from_string(data, if_generation_match=0, retry=retry, timeout=timeout)
+        except PreconditionFailed as exc:
+            raise self._taken(name) from exc
         return _info(blob)
 
     def _read_into(self, name: str, sink: BinaryIO) -> None:
