@@ -22,6 +22,7 @@ import dagster as dg
 
 from config import ConfigError, Deployment, load_deployment
 from config.environment import variable
+from platform_core.audit.trail import AuditTrail
 from platform_core.compute_factory import compute_for
 from platform_core.feeds import LandingFeed
 from platform_core.governance import require_ownership
@@ -92,6 +93,13 @@ class Team:
                     )
         storage = storage_for(deployment)
         compute = compute_for(deployment)
+        audit = AuditTrail(storage=storage, environment=deployment.environment, principal=self.name)
+        guard = AccessGuard(
+            team=self.name,
+            environment=deployment.environment,
+            policy_dir=guard.policy_dir,
+            audit=audit,
+        )
         return dg.Definitions(
             assets=[*self.assets, *views, *(dg.AssetSpec(key) for key in self.upstream)],
             asset_checks=[*self.asset_checks, *(feed.quarantine_check() for feed in self.feeds)],
@@ -104,10 +112,10 @@ class Team:
             schedules=self.schedules,
             resources={
                 "io_manager": DataProductIOManager(
-                    storage=storage, environment=deployment.environment, guard=guard
+                    storage=storage, environment=deployment.environment, guard=guard, audit=audit
                 ),
                 "landing": LandingZone(
-                    storage=storage, environment=deployment.environment, guard=guard
+                    storage=storage, environment=deployment.environment, guard=guard, audit=audit
                 ),
                 "pipes": compute.pipes_resource(self.name),
             },

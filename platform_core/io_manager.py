@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter
+from platform_core.audit.trail import AuditTrail
 from platform_core.governance.guard import AccessGuard
 
 ROW_GROUP_ROWS = 1_000_000
@@ -118,6 +119,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
     storage: StorageAdapter
     environment: str
     guard: AccessGuard | None = None
+    audit: AuditTrail | None = None
 
     _partial: dict[tuple[str, str], dict[str, dict]] = PrivateAttr(default_factory=dict)
 
@@ -165,6 +167,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 entry["missing_count"] for entry in partial.values()
             )
         context.add_output_metadata(metadata)
+        if self.audit is not None:
+            self.audit.wrote(context, keys[0], len(obj), size)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         """One partition, or every requested partition that exists, as one frame.
@@ -179,7 +183,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         keys = self._keys(context)
         if len(keys) == 1:
             with self._refusal(context):
-                return self._read(keys[0]).to_pandas(self_destruct=True, split_blocks=True)
+                table = self._read(keys[0])
+            return self._audited(context, keys, table)
         tables, missing = [], []
         for partition, key in zip(_ordered_partitions(context), keys, strict=True):
             try:
@@ -201,7 +206,12 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 f"{name}: {len(missing)} of {len(keys)} partitions have no stored data and are "
                 f"left out: {missing[:5]}"
             )
-        return _concat(tables).to_pandas(self_destruct=True, split_blocks=True)
+        return self._audited(context, keys, _concat(tables))
+
+    def _audited(self, context: dg.InputContext, keys: list[str], table: pa.Table) -> pd.DataFrame:
+        if self.audit is not None:
+            self.audit.read(context, keys, table)
+        return table.to_pandas(self_destruct=True, split_blocks=True)
 
     def _refusal(
         self, context: dg.OutputContext | dg.InputContext, writing: bool = False

@@ -118,7 +118,10 @@ class AzureBlobStorage(ObjectStore):
         except ResourceExistsError as exc:
             raise self._taken(name) from exc
         return ObjectInfo(
-            key=name, size=len(data), etag=answer["etag"].strip('"'), modified=answer["last_modified"]
+            key=name,
+            size=len(data),
+            etag=answer["etag"].strip('"'),
+            modified=answer["last_modified"],
         )
 
     def _read_into(self, name: str, sink: BinaryIO) -> None:

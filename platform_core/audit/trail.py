@@ -1,0 +1,218 @@
+"""``AuditTrail``: the resource through which the IO manager, landing zone and guard record.
+
+Each writer appends to its own hash chain: a run's step process (so the steps of one run that
+run in several processes never contend for one chain), or a named writer outside runs (the
+dataset API server, a CLI command: ``bind_writer``). A chain is named after its run (or
+writer) and a random token. Every append is one new segment, written with the storage's
+conditional ``create``, so no segment is ever overwritten; then the chain's head (record count
+and last hash) is anchored in the Dagster event log, as an ``AssetObservation`` of the
+reserved asset ``dataops_audit/<environment>`` whose metadata names chain and run. The event log
+is not in the writer's storage, so rewriting, deleting or truncating segments there cannot
+rewrite the anchors that ``verify`` checks them against.
+
+Outside a run and without ``bind_writer`` (a code location loading, a sensor listing files) the
+trail records nothing: those are not data reads or writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import PrivateAttr
+
+from adapters.storage.base import ObjectExistsError, StorageAdapter
+from platform_core.audit.record import AUDIT_ROOT, GENESIS, bare_uri, seal, segment_key
+from platform_core.governance.share_views import GRANTED_TO_TAG, SHARE_OF_TAG
+
+ANCHOR_ASSET = "dataops_audit"
+WRITER_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
+
+
+def anchor_key(environment: str) -> dg.AssetKey:
+    """The reserved asset whose observations anchor every chain of ``environment``."""
+    return dg.AssetKey([ANCHOR_ASSET, environment])
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who appends: a run (``run_id``) or a named process, and the instance anchoring it."""
+
+    name: str
+    run_id: str | None
+    instance: dg.DagsterInstance
+
+
+class Chain:
+    """One writer's chain in this process: appends segments and anchors each new head."""
+
+    def __init__(self, storage: StorageAdapter, environment: str, writer: Writer) -> None:
+        self.storage = storage
+        self.environment = environment
+        self.writer = writer
+        stamp = "" if writer.run_id else f"{datetime.now(UTC):%Y%m%dT%H%M%S}-"
+        self.name = f"{writer.name}-{stamp}{secrets.token_hex(4)}"
+        self.count = 0
+        self.head = GENESIS
+        self.segments = 0
+        self._lock = threading.Lock()
+
+    def append(self, entries: Sequence[dict[str, Any]]) -> None:
+        with self._lock:
+            records, head = [], self.head
+            for offset, fields in enumerate(entries):
+                record = seal(fields, self.name, self.count + offset, head)
+                records.append(record)
+                head = record["hash"]
+            body = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+            key = segment_key(self.environment, self.name, self.segments)
+            _create_once(self.storage, key, body.encode())
+            self.segments += 1
+            self.count += len(records)
+            self.head = head
+            self.writer.instance.report_runless_asset_event(
+                dg.AssetObservation(
+                    asset_key=anchor_key(self.environment),
+                    metadata={
+                        "chain": self.name,
+                        "records": self.count,
+                        "head": self.head,
+                        "run_id": self.writer.run_id or "",
+                        "segment": key,
+                    },
+                )
+            )
+
+
+def _create_once(storage: StorageAdapter, key: str, body: bytes) -> None:
+    """Create the segment; a retried create that finds its own bytes already there succeeded."""
+    try:
+        storage.create(key, body)
+    except ObjectExistsError:
+        if storage.get(key) != body:
+            raise
+
+
+_CHAINS: dict[tuple[str, str, int], Chain] = {}
+_CHAINS_LOCK = threading.Lock()
+
+
+def _chain(storage: StorageAdapter, environment: str, writer: Writer) -> Chain:
+    """The process's chain for ``writer`` in this storage: every resource copy shares it."""
+    where = (storage.uri(f"{AUDIT_ROOT}/{environment}"), writer.name, os.getpid())
+    with _CHAINS_LOCK:
+        if where not in _CHAINS:
+            _CHAINS[where] = Chain(storage, environment, writer)
+        return _CHAINS[where]
+
+
+class AuditTrail(dg.ConfigurableResource):
+    """Audit records of one principal (a team, the dataset API) in one environment."""
+
+    storage: StorageAdapter
+    environment: str
+    principal: str
+
+    _writer: Writer | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.run is not None and context.instance is not None:
+            self._writer = Writer(context.run.run_id, context.run.run_id, context.instance)
+
+    def bind_writer(self, name: str, instance: dg.DagsterInstance) -> None:
+        """Record from now on as writer ``name`` (``dataset-api``, ``cli-land``) outside runs."""
+        if not WRITER_NAME.fullmatch(name):
+            raise ValueError(f"Audit writer name {name!r} must match {WRITER_NAME.pattern}.")
+        self._writer = Writer(name, None, instance)
+
+    @property
+    def recording(self) -> bool:
+        return self._writer is not None
+
+    def record(
+        self,
+        action: str,
+        product: str,
+        *,
+        principal: str | None = None,
+        partition: str | None = None,
+        uri: str | None = None,
+        rows: int | None = None,
+        size: int | None = None,
+        decision: str = "allow",
+        rule: str | None = None,
+    ) -> None:
+        """Append one record to this writer's chain; nothing when not recording."""
+        if self._writer is None:
+            return
+        fields = {
+            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "principal": principal or self.principal,
+            "run_id": self._writer.run_id,
+            "action": action,
+            "product": product,
+            "partition": partition,
+            "uri": bare_uri(uri),
+            "rows": rows,
+            "bytes": size,
+            "decision": decision,
+            "rule": rule,
+            "environment": self.environment,
+            "target": self.storage.target,
+        }
+        _chain(self.storage, self.environment, self._writer).append([fields])
+
+    def wrote(self, context: dg.OutputContext, key: str, rows: int, size: int) -> None:
+        """The IO manager stored an output: a ``write``, or a ``share`` for a share view."""
+        metadata = context.definition_metadata or {}
+        source = metadata.get(SHARE_OF_TAG)
+        rule = (
+            f"grant '{metadata.get('dataops/grant')}': {source} shown to "
+            f"'{metadata.get(GRANTED_TO_TAG)}' masked"
+            if source
+            else None
+        )
+        self.record(
+            "share" if source else "write",
+            context.asset_key.to_user_string(),
+            partition=context.asset_partition_key if context.has_asset_partitions else None,
+            uri=self.storage.uri(key),
+            rows=rows,
+            size=size,
+            rule=rule,
+        )
+
+    def landed(
+        self, action: str, team: str, feed: str, uri: str, rows: int | None, size: int
+    ) -> None:
+        """A landing zone wrote (``land``) or read (``read_landed``, ``quarantine``) a file."""
+        self.record(action, f"landing:{team}/{feed}", uri=uri, rows=rows, size=size)
+
+    def read(self, context: dg.InputContext, keys: Sequence[str], table: pa.Table) -> None:
+        """The IO manager loaded ``keys`` as ``table`` (bytes: its size in memory, decoded)."""
+        partition = None
+        if context.has_asset_partitions:
+            wanted = context.asset_partition_keys
+            partition = wanted[0] if len(wanted) == 1 else f"{len(wanted)} partitions"
+        if len(keys) == 1:
+            uri = self.storage.uri(keys[0])
+        else:
+            folder = os.path.commonprefix(list(keys)).rpartition("/")[0]
+            uri = self.storage.uri(folder) + "/"
+        self.record(
+            "read",
+            context.asset_key.to_user_string(),
+            partition=partition,
+            uri=uri,
+            rows=table.num_rows,
+            size=table.nbytes,
+        )
