@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -38,13 +39,29 @@ SALES = Team("sales", [sales.raw_orders, sales.orders, sales.customers], feeds=[
 RECORDS = 5
 
 
+@pytest.fixture(scope="module")
+def empty_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Dagster home with its SQLite storage created once; each test gets a copy."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        prepare_dagster_home()
+        dg.DagsterInstance.get().dispose()
+    return home
+
+
 @pytest.fixture(params=["local", "aws"])
-def deployment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    env = request.getfixturevalue(f"{request.param}_target_env")
+def deployment(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, empty_home
+):
+    env = {
+        **request.getfixturevalue(f"{request.param}_target_env"),
+        "DATAOPS__COMPUTE__EXECUTOR": "in_process",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    shutil.copytree(empty_home, tmp_path / "dagster_home")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    prepare_dagster_home()
     return load_deployment(env)
 
 
@@ -76,93 +93,100 @@ def verify(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-@pytest.fixture
-def chain(deployment, storage: StorageAdapter, instance) -> list[str]:
+def write_chain(deployment, storage: StorageAdapter, instance, writer: str) -> list[str]:
     """One writer's chain of RECORDS records, one segment each; its segment keys."""
     trail = AuditTrail(storage=storage, environment=deployment.environment, principal="sales")
-    trail.bind_writer("cli-test", instance)
+    trail.bind_writer(writer, instance)
     for n in range(RECORDS):
         trail.record("write", "sales/orders", uri=storage.uri(f"x/{n}"), rows=n, size=10 * n)
-    return segments(storage, deployment.environment)
+    trail.flush()
+    prefix = audit_prefix(deployment.environment)
+    return [
+        key for key in segments(storage, deployment.environment) if key.startswith(prefix + writer)
+    ]
 
 
-def test_an_intact_chain_verifies(chain: list[str], capsys) -> None:
-    assert len(chain) == RECORDS
+def rewrite(storage: StorageAdapter, key: str, records: list[dict]) -> None:
+    storage.put(key, "".join(json.dumps(record) + "\n" for record in records).encode())
+
+
+def test_each_kind_of_tampering_is_detected_and_named(
+    deployment, storage: StorageAdapter, instance, capsys
+) -> None:
+    """One chain per attack, all in one trail; ``verify`` names the first bad record of each."""
+    chains = {
+        name: write_chain(deployment, storage, instance, name)
+        for name in (
+            "changed",
+            "deleted",
+            "intact",
+            "recomputed",
+            "reordered",
+            "removed",
+            "truncated",
+        )
+    }
+    assert all(len(keys) == RECORDS for keys in chains.values())
     assert verify(capsys) == (
         0,
-        f"audit trail intact: 1 chains, {RECORDS} records "
-        f"(environment 'dev' on target '{load_deployment().target}')\n",
+        f"audit trail intact: 7 chains, {7 * RECORDS} records "
+        f"(environment 'dev' on target '{deployment.target}')\n",
     )
 
-
-def test_a_changed_record_is_named(chain: list[str], storage: StorageAdapter, capsys) -> None:
-    record = json.loads(storage.get(chain[2]))
-    record["rows"] = 999_999
-    storage.put(chain[2], (json.dumps(record) + "\n").encode())
-    code, out = verify(capsys)
-    assert code == 1
-    assert "record #2: changed" in out and chain[2] in out
-
-
-def test_a_deleted_record_is_named(chain: list[str], storage: StorageAdapter, capsys) -> None:
-    storage.delete(chain[1])
-    code, out = verify(capsys)
-    assert code == 1
-    assert "record #1: missing: record #1 was removed" in out
-
-
-def test_reordered_records_are_named(chain: list[str], storage: StorageAdapter, capsys) -> None:
-    second, third = storage.get(chain[1]), storage.get(chain[2])
-    storage.put(chain[1], third)
-    storage.put(chain[2], second)
-    code, out = verify(capsys)
-    assert code == 1
-    assert "record #1: out of order" in out
-
-
-def test_a_truncated_chain_is_named(chain: list[str], storage: StorageAdapter, capsys) -> None:
-    storage.delete(chain[-1])
-    code, out = verify(capsys)
-    assert code == 1
-    assert f"record #{RECORDS - 1}: missing: the chain ends after {RECORDS - 1} records" in out
-
-
-def test_a_recomputed_chain_still_fails_its_anchors(
-    chain: list[str], storage: StorageAdapter, capsys
-) -> None:
-    """The attacker rewrites a record and re-hashes everything after it: only anchors catch it."""
+    changed = json.loads(storage.get(chains["changed"][2]))
+    rewrite(storage, chains["changed"][2], [{**changed, "rows": 999_999}])
+    storage.delete(chains["deleted"][1])
+    second, third = (storage.get(key) for key in chains["reordered"][1:3])
+    storage.put(chains["reordered"][1], third)
+    storage.put(chains["reordered"][2], second)
+    storage.delete(chains["truncated"][-1])
+    for key in chains["removed"]:
+        storage.delete(key)
     prev = GENESIS
-    for n, key in enumerate(chain):
+    for n, key in enumerate(chains["recomputed"]):
         record = json.loads(storage.get(key))
         fields = {name: record[name] for name in FIELDS}
         if n == 1:
             fields["principal"] = "someone-else"
         forged = seal(fields, record["chain"], n, prev)
         prev = forged["hash"]
-        storage.put(key, (json.dumps(forged) + "\n").encode())
-    code, out = verify(capsys)
-    assert code == 1
-    assert "rewritten" in out and "not the head anchored in the Dagster event log" in out
-
-
-def test_a_deleted_chain_and_an_unanchored_one_are_found(
-    chain: list[str], storage: StorageAdapter, deployment, capsys
-) -> None:
-    for key in chain:
-        storage.delete(key)
-    forged = seal({"action": "read", "time": "2026-01-01T00:00:00+00:00"}, "forged-1", 0, GENESIS)
-    storage.put(
-        f"{audit_prefix(deployment.environment)}forged-1/0000000000.jsonl",
-        (json.dumps(forged) + "\n").encode(),
+        rewrite(storage, key, [forged])
+    unanchored = seal(
+        {"action": "read", "time": "2026-01-01T00:00:00+00:00"}, "forged-1", 0, GENESIS
     )
+    rewrite(
+        storage, f"{audit_prefix(deployment.environment)}forged-1/0000000000.jsonl", [unanchored]
+    )
+
     code, out = verify(capsys)
+    problems = {
+        line.split(",")[0].split()[-1].split("-")[0]: line for line in out.splitlines()[:-1]
+    }
     assert code == 1
-    assert "record #0: missing: the chain ends after 0 records" in out
-    assert "chain forged-1, record #0: the chain has no anchor" in out
+    assert sorted(problems) == [
+        "changed",
+        "deleted",
+        "forged",
+        "recomputed",
+        "removed",
+        "reordered",
+        "truncated",
+    ]
+    assert f"record #2: changed ({chains['changed'][2]} line 1)" in problems["changed"]
+    assert "record #1: missing: record #1 was removed" in problems["deleted"]
+    assert "record #1: out of order" in problems["reordered"]
+    assert (
+        f"record #{RECORDS - 1}: missing: the chain ends after {RECORDS - 1} records"
+        in problems["truncated"]
+    )
+    assert "record #0: missing: the chain ends after 0 records" in problems["removed"]
+    assert "not the head anchored in the Dagster event log" in problems["recomputed"]
+    assert "record #0: the chain has no anchor" in problems["forged"]
+    assert out.splitlines()[-1].endswith("is NOT intact: 7 chains broken")
 
 
 def test_verify_and_export_configuration_errors_exit_2(
-    chain: list[str], monkeypatch: pytest.MonkeyPatch, capsys
+    deployment, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     assert main(["audit", "export", "--format", "parquet"]) == 2
     assert "--format parquet needs --output" in capsys.readouterr().err
@@ -176,10 +200,8 @@ def test_every_access_is_recorded_and_exported(
     instance,
     tmp_path: Path,
     capsys,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Landing, IO manager reads and writes, a share view, allow and deny: one record each."""
-    monkeypatch.setenv("DATAOPS__COMPUTE__EXECUTOR", "in_process")
     policy = write_policy(
         tmp_path / "policy",
         [SALES, Team("analytics", [analytics.revenue_by_country])],
@@ -216,6 +238,8 @@ def test_every_access_is_recorded_and_exported(
     thief.audit.bind_writer("dataset-api", instance)
     with pytest.raises(AccessDenied):
         thief.check_read("sales/raw_orders")
+    thief.audit.flush()
+    landing.audit.flush()
 
     records = stored(storage, deployment.environment)
     seen = {(r["principal"], r["action"], r["product"], r["decision"]) for r in records}

@@ -22,6 +22,7 @@ import re
 import secrets
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +54,13 @@ class Writer:
 
 
 class Chain:
-    """One writer's chain in this process: appends segments and anchors each new head."""
+    """One writer's chain in this process: appends segments, anchors new heads in the background.
+
+    An allowed access decision is held back (``defer``) and written in one segment with the
+    record that follows it, so an audited read or write costs one segment, not two. Anchoring
+    (a write to the Dagster event log, tens of milliseconds on SQLite) runs on one worker thread
+    that always anchors the latest head, so the data path never waits for it; ``flush`` waits.
+    """
 
     def __init__(self, storage: StorageAdapter, environment: str, writer: Writer) -> None:
         self.storage = storage
@@ -64,33 +71,70 @@ class Chain:
         self.count = 0
         self.head = GENESIS
         self.segments = 0
+        self.anchored = 0
+        self._held: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._anchoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-anchor")
+        self._pending: list[Future[None]] = []
 
-    def append(self, entries: Sequence[dict[str, Any]]) -> None:
+    def append(self, fields: dict[str, Any], defer: bool = False) -> None:
         with self._lock:
-            records, head = [], self.head
-            for offset, fields in enumerate(entries):
-                record = seal(fields, self.name, self.count + offset, head)
-                records.append(record)
-                head = record["hash"]
-            body = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
-            key = segment_key(self.environment, self.name, self.segments)
-            _create_once(self.storage, key, body.encode())
-            self.segments += 1
-            self.count += len(records)
-            self.head = head
-            self.writer.instance.report_runless_asset_event(
-                dg.AssetObservation(
-                    asset_key=anchor_key(self.environment),
-                    metadata={
-                        "chain": self.name,
-                        "records": self.count,
-                        "head": self.head,
-                        "run_id": self.writer.run_id or "",
-                        "segment": key,
-                    },
-                )
+            self._raise_anchor_failure()
+            self._held.append(fields)
+            if not defer:
+                self._write_held()
+
+    def flush(self) -> None:
+        """Write held records and wait until the chain's head is anchored."""
+        with self._lock:
+            self._write_held()
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def _write_held(self) -> None:
+        if not self._held:
+            return
+        records, head = [], self.head
+        for offset, fields in enumerate(self._held):
+            record = seal(fields, self.name, self.count + offset, head)
+            records.append(record)
+            head = record["hash"]
+        body = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+        key = segment_key(self.environment, self.name, self.segments)
+        _create_once(self.storage, key, body.encode())
+        self._held = []
+        self.segments += 1
+        self.count += len(records)
+        self.head = head
+        self._pending.append(self._anchoring.submit(self._anchor_latest))
+
+    def _anchor_latest(self) -> None:
+        with self._lock:
+            count, head = self.count, self.head
+            key = segment_key(self.environment, self.name, self.segments - 1)
+        if count == self.anchored:
+            return
+        self.writer.instance.report_runless_asset_event(
+            dg.AssetObservation(
+                asset_key=anchor_key(self.environment),
+                metadata={
+                    "chain": self.name,
+                    "records": count,
+                    "head": head,
+                    "run_id": self.writer.run_id or "",
+                    "segment": key,
+                },
             )
+        )
+        self.anchored = count
+
+    def _raise_anchor_failure(self) -> None:
+        """An anchor that failed fails the next append: the trail stops rather than go unproven."""
+        done = [future for future in self._pending if future.done()]
+        self._pending = [future for future in self._pending if not future.done()]
+        for future in done:
+            future.result()
 
 
 def _create_once(storage: StorageAdapter, key: str, body: bytes) -> None:
@@ -169,7 +213,17 @@ class AuditTrail(dg.ConfigurableResource):
             "environment": self.environment,
             "target": self.storage.target,
         }
-        _chain(self.storage, self.environment, self._writer).append([fields])
+        _chain(self.storage, self.environment, self._writer).append(
+            fields, defer=decision == "allow" and action.startswith("authorize_")
+        )
+
+    def flush(self) -> None:
+        """Write held records and wait for the anchor of this writer's head."""
+        if self._writer is not None:
+            _chain(self.storage, self.environment, self._writer).flush()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.flush()
 
     def wrote(self, context: dg.OutputContext, key: str, rows: int, size: int) -> None:
         """The IO manager stored an output: a ``write``, or a ``share`` for a share view."""
