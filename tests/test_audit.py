@@ -25,7 +25,7 @@ from adapters.storage.base import StorageAdapter
 from assets.analytics import assets as analytics
 from assets.sales import assets as sales
 from config import load_deployment
-from platform_core.audit.record import FIELDS, GENESIS, audit_prefix, bare_uri, seal
+from platform_core.audit.record import FIELDS, GENESIS, audit_folder, audit_prefix, bare_uri, seal
 from platform_core.audit.trail import AuditTrail
 from platform_core.cli import main
 from platform_core.dagster_home import prepare_dagster_home
@@ -100,7 +100,7 @@ def write_chain(deployment, storage: StorageAdapter, instance, writer: str) -> l
     for n in range(RECORDS):
         trail.record("write", "sales/orders", uri=storage.uri(f"x/{n}"), rows=n, size=10 * n)
     trail.flush()
-    prefix = audit_prefix(deployment.environment)
+    prefix = audit_folder(deployment.environment, "sales")
     return [
         key for key in segments(storage, deployment.environment) if key.startswith(prefix + writer)
     ]
@@ -152,15 +152,17 @@ def test_each_kind_of_tampering_is_detected_and_named(
         prev = forged["hash"]
         rewrite(storage, key, [forged])
     unanchored = seal(
-        {"action": "read", "time": "2026-01-01T00:00:00+00:00"}, "forged-1", 0, GENESIS
+        {"action": "read", "time": "2026-01-01T00:00:00+00:00"}, "sales/forged-1", 0, GENESIS
     )
     rewrite(
-        storage, f"{audit_prefix(deployment.environment)}forged-1/0000000000.jsonl", [unanchored]
+        storage,
+        f"{audit_folder(deployment.environment, 'sales')}forged-1/0000000000.jsonl",
+        [unanchored],
     )
 
     code, out = verify(capsys)
     problems = {
-        line.split(",")[0].split()[-1].split("-")[0]: line for line in out.splitlines()[:-1]
+        line.split(",")[0].split("/")[-1].split("-")[0]: line for line in out.splitlines()[:-1]
     }
     assert code == 1
     assert sorted(problems) == [
@@ -181,7 +183,7 @@ def test_each_kind_of_tampering_is_detected_and_named(
     )
     assert "record #0: missing: the chain ends after 0 records" in problems["removed"]
     assert "not the head anchored in the Dagster event log" in problems["recomputed"]
-    assert "record #0: the chain has no anchor" in problems["forged"]
+    assert "chain sales/forged-1, record #0: the chain has no anchor" in problems["forged"]
     assert out.splitlines()[-1].endswith("is NOT intact: 7 chains broken")
 
 

@@ -3,8 +3,10 @@
 A record holds ``FIELDS`` (what happened) and its place in its writer's chain: ``chain`` (the
 writer), ``seq`` (0, 1, ...), ``prev`` (the hash of the record before it, ``GENESIS`` for the
 first) and ``hash``, the SHA-256 of ``prev`` and the record's canonical JSON without ``hash``.
-Records live in the target's storage under ``_audit/<environment>/<chain>/<segment>.jsonl``:
-data products sit under ``<environment>/<team>/``, so no product key can reach this prefix.
+Records live in the target's storage under ``_audit/<environment>/<chain>/<segment>.jsonl``, a
+chain being ``<principal>/<writer>-<token>`` (so each team's storage identity may be granted its
+own folder only): data products sit under ``<environment>/<team>/``, so no product key can reach
+this prefix.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ CHAIN_FIELDS = ("chain", "seq", "prev", "hash")
 def audit_prefix(environment: str) -> str:
     """The folder (ending in ``/``) of every chain written in ``environment``."""
     return f"{AUDIT_ROOT}/{environment}/"
+
+
+def audit_folder(environment: str, principal: str) -> str:
+    """The folder (ending in ``/``) of the chains one principal writes."""
+    return f"{audit_prefix(environment)}{principal}/"
 
 
 def segment_key(environment: str, chain: str, segment: int) -> str:

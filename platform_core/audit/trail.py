@@ -62,12 +62,14 @@ class Chain:
     that always anchors the latest head, so the data path never waits for it; ``flush`` waits.
     """
 
-    def __init__(self, storage: StorageAdapter, environment: str, writer: Writer) -> None:
+    def __init__(
+        self, storage: StorageAdapter, environment: str, principal: str, writer: Writer
+    ) -> None:
         self.storage = storage
         self.environment = environment
         self.writer = writer
         stamp = "" if writer.run_id else f"{datetime.now(UTC):%Y%m%dT%H%M%S}-"
-        self.name = f"{writer.name}-{stamp}{secrets.token_hex(4)}"
+        self.name = f"{principal}/{writer.name}-{stamp}{secrets.token_hex(4)}"
         self.count = 0
         self.head = GENESIS
         self.segments = 0
@@ -146,16 +148,16 @@ def _create_once(storage: StorageAdapter, key: str, body: bytes) -> None:
             raise
 
 
-_CHAINS: dict[tuple[str, str, int], Chain] = {}
+_CHAINS: dict[tuple[str, str, str, int], Chain] = {}
 _CHAINS_LOCK = threading.Lock()
 
 
-def _chain(storage: StorageAdapter, environment: str, writer: Writer) -> Chain:
+def _chain(storage: StorageAdapter, environment: str, principal: str, writer: Writer) -> Chain:
     """The process's chain for ``writer`` in this storage: every resource copy shares it."""
-    where = (storage.uri(f"{AUDIT_ROOT}/{environment}"), writer.name, os.getpid())
+    where = (storage.uri(f"{AUDIT_ROOT}/{environment}"), principal, writer.name, os.getpid())
     with _CHAINS_LOCK:
         if where not in _CHAINS:
-            _CHAINS[where] = Chain(storage, environment, writer)
+            _CHAINS[where] = Chain(storage, environment, principal, writer)
         return _CHAINS[where]
 
 
@@ -213,14 +215,14 @@ class AuditTrail(dg.ConfigurableResource):
             "environment": self.environment,
             "target": self.storage.target,
         }
-        _chain(self.storage, self.environment, self._writer).append(
+        _chain(self.storage, self.environment, self.principal, self._writer).append(
             fields, defer=decision == "allow" and action.startswith("authorize_")
         )
 
     def flush(self) -> None:
         """Write held records and wait for the anchor of this writer's head."""
         if self._writer is not None:
-            _chain(self.storage, self.environment, self._writer).flush()
+            _chain(self.storage, self.environment, self.principal, self._writer).flush()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.flush()
