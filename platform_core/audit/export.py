@@ -37,13 +37,30 @@ def audit_records(
     records, unreadable = [], 0
     for lines in stored_chains(storage, environment).values():
         for line in lines:
-            if line.record is None or not isinstance(line.record.get("time"), str):
+            record = _exportable(line.record)
+            if record is None:
                 unreadable += 1
-                continue
-            if since is None or datetime.fromisoformat(line.record["time"]) >= since:
-                records.append({name: line.record.get(name) for name in COLUMNS})
+            elif since is None or datetime.fromisoformat(record["time"]) >= since:
+                records.append(record)
     records.sort(key=lambda record: (record["time"], str(record["chain"]), record["seq"] or 0))
     return records, unreadable
+
+
+def _exportable(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The record's columns if each has its type (a time, whole numbers, text), else None."""
+    if stored is None:
+        return None
+    record = {name: stored.get(name) for name in COLUMNS}
+    try:
+        datetime.fromisoformat(str(record["time"]))
+    except ValueError:
+        return None
+    for name, value in record.items():
+        number = SCHEMA.field(name).type == pa.int64()
+        expected = int if number else str
+        if value is not None and (type(value) is not expected):
+            return None
+    return record
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], out: TextIO) -> None:
