@@ -2,10 +2,10 @@
 
 Each writer appends to its own hash chain: a run's step process (so the steps of one run that
 run in several processes never contend for one chain), or a named writer outside runs (the
-dataset API server, a CLI command: ``bind_writer``). A chain is named after its run (or
-writer) and a random token. Every append is one new segment, written with the storage's
-conditional ``create``, so no segment is ever overwritten; then the chain's head (record count
-and last hash) is anchored in the Dagster event log, as an ``AssetObservation`` of the
+dataset API server, a CLI command: ``bind_writer``). A chain is named
+``<principal>/<run id or writer>-<random token>``. Every append is one new segment, written with
+the storage's conditional ``create``, so no segment is ever overwritten; then the chain's head
+(record count and last hash) is anchored in the Dagster event log, as an ``AssetObservation`` of the
 reserved asset ``dataops_audit/<environment>`` whose metadata names chain and run. The event log
 is not in the writer's storage, so rewriting, deleting or truncating segments there cannot
 rewrite the anchors that ``verify`` checks them against.
@@ -94,6 +94,13 @@ class Chain:
         for future in pending:
             future.result()
 
+    def close(self) -> None:
+        """Flush, then stop the anchoring thread."""
+        try:
+            self.flush()
+        finally:
+            self._anchoring.shutdown(wait=True)
+
     def _write_held(self) -> None:
         if not self._held:
             return
@@ -152,13 +159,27 @@ _CHAINS: dict[tuple[str, str, str, int], Chain] = {}
 _CHAINS_LOCK = threading.Lock()
 
 
+def _where(
+    storage: StorageAdapter, environment: str, principal: str, writer: Writer
+) -> tuple[str, str, str, int]:
+    return (storage.uri(f"{AUDIT_ROOT}/{environment}"), principal, writer.name, os.getpid())
+
+
 def _chain(storage: StorageAdapter, environment: str, principal: str, writer: Writer) -> Chain:
     """The process's chain for ``writer`` in this storage: every resource copy shares it."""
-    where = (storage.uri(f"{AUDIT_ROOT}/{environment}"), principal, writer.name, os.getpid())
+    where = _where(storage, environment, principal, writer)
     with _CHAINS_LOCK:
         if where not in _CHAINS:
             _CHAINS[where] = Chain(storage, environment, principal, writer)
         return _CHAINS[where]
+
+
+def _release(storage: StorageAdapter, environment: str, principal: str, writer: Writer) -> None:
+    """Flush the writer's chain and forget it (the first resource copy torn down does it)."""
+    with _CHAINS_LOCK:
+        chain = _CHAINS.pop(_where(storage, environment, principal, writer), None)
+    if chain is not None:
+        chain.close()
 
 
 class AuditTrail(dg.ConfigurableResource):
@@ -180,10 +201,6 @@ class AuditTrail(dg.ConfigurableResource):
             raise ValueError(f"Audit writer name {name!r} must match {WRITER_NAME.pattern}.")
         self._writer = Writer(name, None, instance)
 
-    @property
-    def recording(self) -> bool:
-        return self._writer is not None
-
     def record(
         self,
         action: str,
@@ -197,7 +214,10 @@ class AuditTrail(dg.ConfigurableResource):
         decision: str = "allow",
         rule: str | None = None,
     ) -> None:
-        """Append one record to this writer's chain; nothing when not recording."""
+        """Append one record to this writer's chain; nothing outside runs unless bound.
+
+        An allowed ``authorize_*`` decision is held and written with the next record.
+        """
         if self._writer is None:
             return
         fields = {
@@ -225,7 +245,9 @@ class AuditTrail(dg.ConfigurableResource):
             _chain(self.storage, self.environment, self.principal, self._writer).flush()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        self.flush()
+        """The run's chain is complete in this process: flush it and let its thread go."""
+        if self._writer is not None:
+            _release(self.storage, self.environment, self.principal, self._writer)
 
     def wrote(self, context: dg.OutputContext, key: str, rows: int, size: int) -> None:
         """The IO manager stored an output: a ``write``, or a ``share`` for a share view."""

@@ -99,6 +99,8 @@ def anchors(instance: dg.DagsterInstance, environment: str) -> dict[str, list[An
             if observation is None:
                 continue
             metadata = {name: value.value for name, value in observation.metadata.items()}
+            if not {"chain", "records", "head", "run_id"} <= metadata.keys():
+                continue
             found[str(metadata["chain"])].append(
                 Anchor(int(metadata["records"]), str(metadata["head"]), str(metadata["run_id"]))
             )
@@ -130,8 +132,9 @@ def _first_problem(chain: str, lines: list[Line], heads: list[Anchor]) -> Proble
             return Problem(
                 chain,
                 len(lines),
-                f"missing: the chain ends after {len(lines)} records, but its writer "
-                f"(run '{anchor.run_id}') anchored {anchor.records}; the tail was removed",
+                f"missing: the chain ends after {len(lines)} records, but its writer"
+                f"{f' (run {anchor.run_id})' if anchor.run_id else ''} anchored "
+                f"{anchor.records}; the tail was removed",
             )
         record = lines[anchor.records - 1].record or {}
         if record.get("hash") != anchor.head:
