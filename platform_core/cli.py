@@ -14,6 +14,7 @@ import dagster as dg
 from config import ConfigError, load_deployment
 from config.secrets import masked
 from platform_core.api.commands import add_api_commands
+from platform_core.audit.commands import add_audit_commands
 from platform_core.compute_factory import compute_for
 from platform_core.dagster_home import prepare_dagster_home
 from platform_core.governance.commands import add_commands as add_governance_commands
@@ -146,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_remote_commands(commands)
     add_promote_commands(commands)
     add_api_commands(commands)
+    add_audit_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -22,6 +22,7 @@ import dagster as dg
 
 from config import ConfigError, Deployment, load_deployment
 from config.environment import variable
+from platform_core.audit.trail import AuditTrail
 from platform_core.compute_factory import compute_for
 from platform_core.feeds import LandingFeed
 from platform_core.governance import require_ownership
@@ -105,6 +106,13 @@ class Team:
         checks = [
             c for c in self.asset_checks if all(compliance.keeps(k.asset_key) for k in c.check_keys)
         ]
+        audit = AuditTrail(storage=storage, environment=deployment.environment, principal=self.name)
+        guard = AccessGuard(
+            team=self.name,
+            environment=deployment.environment,
+            policy_dir=guard.policy_dir,
+            audit=audit,
+        )
         return dg.Definitions(
             assets=[*assets, *views, *(dg.AssetSpec(key) for key in self.upstream)],
             asset_checks=[
@@ -125,9 +133,10 @@ class Team:
                     environment=deployment.environment,
                     guard=guard,
                     compliance=compliance.guard,
+                    audit=audit,
                 ),
                 "landing": LandingZone(
-                    storage=storage, environment=deployment.environment, guard=guard
+                    storage=storage, environment=deployment.environment, guard=guard, audit=audit
                 ),
                 "pipes": compute.pipes_resource(self.name),
             },

@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from pydantic import PrivateAttr
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter
+from platform_core.audit.trail import AuditTrail
 from platform_core.governance.classification import column_classes
 from platform_core.governance.compliance import ComplianceGuard
 from platform_core.governance.guard import AccessGuard
@@ -161,6 +162,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
     environment: str
     guard: AccessGuard | None = None
     compliance: ComplianceGuard | None = None
+    audit: AuditTrail | None = None
 
     _partial: dict[tuple[str, str], dict[str, dict]] = PrivateAttr(default_factory=dict)
 
@@ -212,6 +214,8 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 entry["missing_count"] for entry in partial.values()
             )
         context.add_output_metadata(metadata)
+        if self.audit is not None:
+            self.audit.wrote(context, keys[0], rows, size)
 
     def _write(
         self,
@@ -252,28 +256,47 @@ class DataProductIOManager(dg.ConfigurableIOManager):
         keys = self._keys(context)
         if len(keys) == 1:
             with self._refusal(context):
-                return _as(wanted, [self._open(keys[0], wanted)])
-        files, missing = [], []
+                opened = [self._open(keys[0], wanted)]
+            return self._audited(context, keys, wanted, opened)
+        opened, loaded, missing = [], [], []
         for partition, key in zip(_ordered_partitions(context), keys, strict=True):
             try:
                 with self._refusal(context):
-                    files.append(self._open(key, wanted))
+                    opened.append(self._open(key, wanted))
+                loaded.append(key)
             except ObjectNotFoundError:
                 missing.append(partition)
         name = context.asset_key.to_user_string()
-        if not files or len(missing) > MAX_MISSING_FRACTION * len(keys):
+        if not opened or len(missing) > MAX_MISSING_FRACTION * len(keys):
             raise dg.Failure(
                 description=f"{len(missing)} of {len(keys)} partitions of {name} have no stored "
                 f"data (first: {missing[:5]}); more than {MAX_MISSING_FRACTION:.0%} missing "
                 "fails the load. Materialise or fix those partitions first.",
                 allow_retries=False,
             )
-        self._remember_partial(context, name, len(files), missing)
+        self._remember_partial(context, name, len(opened), missing)
         if missing:
             context.log.warning(
                 f"{name}: {len(missing)} of {len(keys)} partitions have no stored data and are "
                 f"left out: {missing[:5]}"
             )
+        return self._audited(context, loaded, wanted, opened)
+
+    def _audited(
+        self,
+        context: dg.InputContext,
+        keys: Sequence[str],
+        wanted: Any,
+        opened: Sequence[tuple[pq.ParquetFile, int]],
+    ) -> Product:
+        """The opened objects as the wanted product, their read recorded in the audit trail.
+
+        Rows come from the Parquet footers, so a reader is recorded without being consumed.
+        """
+        files = [file for file, _ in opened]
+        if self.audit is not None:
+            rows = sum(file.metadata.num_rows for file in files)
+            self.audit.read(context, keys, rows, sum(size for _, size in opened))
         return _as(wanted, files)
 
     def _refusal(
@@ -296,9 +319,11 @@ class DataProductIOManager(dg.ConfigurableIOManager):
                 "missing_count": len(missing),
             }
 
-    def _open(self, key: str, wanted: Any) -> pq.ParquetFile:
+    def _open(self, key: str, wanted: Any) -> tuple[pq.ParquetFile, int]:
+        """The stored object as a Parquet file, and its size in bytes."""
         whole = wanted is not pa.RecordBatchReader
-        return pq.ParquetFile(self.storage.open_input(key), pre_buffer=whole)
+        source = self.storage.open_input(key)
+        return pq.ParquetFile(source, pre_buffer=whole), source.size()
 
 
 def _wanted_type(context: dg.InputContext) -> Any:

@@ -38,6 +38,7 @@ import dagster as dg
 import pandas as pd
 
 from adapters.storage.base import ObjectInfo, StorageAdapter
+from platform_core.audit.trail import AuditTrail
 from platform_core.contract import ContractViolation, read_contracted_csv
 from platform_core.governance.guard import AccessGuard
 from platform_core.layout import LANDING_ROOT, QUARANTINE_ROOT
@@ -67,6 +68,7 @@ class LandingZone(dg.ConfigurableResource):
     storage: StorageAdapter
     environment: str
     guard: AccessGuard | None = None
+    audit: AuditTrail | None = None
 
     def prefix(self, team: str, feed: str) -> str:
         """The folder (ending in ``/``) of one feed of one team."""
@@ -83,7 +85,10 @@ class LandingZone(dg.ConfigurableResource):
         """Write ``frame`` as CSV to a new, time-ordered key of the feed, atomically."""
         at = at or datetime.now(UTC)
         key = landing_key(self.prefix(team, feed), at, suffix or secrets.token_hex(4))
-        return self.storage.put(key, frame.to_csv(index=False).encode())
+        info = self.storage.put(key, frame.to_csv(index=False).encode())
+        if self.audit is not None:
+            self.audit.landed("land", team, feed, self.storage.uri(key), len(frame), info.size)
+        return info
 
     def list(self, team: str, feed: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
         """The feed's files in key order (so in landing order), after ``start_after``; lazy."""
@@ -113,6 +118,10 @@ class LandingZone(dg.ConfigurableResource):
             frame = read_contracted_csv(key, body, feed.columns)
         except ContractViolation as violation:
             record = self.quarantine(feed, info, violation)
+            if self.audit is not None:
+                self.audit.landed(
+                    "quarantine", feed.team, feed.name, self.storage.uri(key), None, len(body)
+                )
             raise dg.Failure(
                 description=str(violation),
                 metadata={
@@ -125,6 +134,10 @@ class LandingZone(dg.ConfigurableResource):
                 allow_retries=False,
             ) from violation
         self.release(feed, key)
+        if self.audit is not None:
+            self.audit.landed(
+                "read_landed", feed.team, feed.name, self.storage.uri(key), len(frame), len(body)
+            )
         return frame
 
     def _refusal(self, feed: LandingFeed) -> AbstractContextManager[None]:

@@ -27,6 +27,7 @@ from conftest import OWNER_SECRETS, deployment_environment
 from lineage_checks import check_lineage
 
 from config import load_deployment
+from platform_core.audit.verify import verify as verify_audit
 from platform_core.materialize import materialize_all, workspace_locations
 from platform_core.storage_factory import storage_for
 
@@ -121,3 +122,6 @@ def test_same_graph_same_data_on_every_target(
             if target != "local":
                 assert use_target["DATAOPS_BUCKET"] in uri
         check_lineage(home, use_target, instance)
+        deployment = load_deployment(use_target)
+        audit = verify_audit(storage_for(deployment), deployment.environment, instance)
+        assert audit.intact and audit.chains >= len(keys) // 2, audit.problems

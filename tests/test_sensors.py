@@ -43,6 +43,9 @@ class Intercepted(StorageAdapter):
     def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
         return self.inner.put(key, data)
 
+    def create(self, key: str, data: bytes) -> ObjectInfo:
+        return self.inner.create(key, data)
+
     def download(self, key: str, sink: BinaryIO) -> None:
         self.inner.download(key, sink)
 

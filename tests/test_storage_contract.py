@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.storage.base import ObjectNotFoundError, StorageAdapter
+from adapters.storage.base import ObjectExistsError, ObjectNotFoundError, StorageAdapter
 from config import load_deployment
 from platform_core.storage_factory import storage_for
 
@@ -150,3 +150,12 @@ def test_keys_cannot_escape_the_root(storage: StorageAdapter) -> None:
     for bad in ("../etc/passwd", "/abs", "a//b", "a/./b", ""):
         with pytest.raises(ValueError):
             storage.put(bad, b"x")
+
+
+def test_create_writes_only_an_absent_key(storage: StorageAdapter) -> None:
+    info = storage.create("audit/chain/00000000.jsonl", b"first")
+    assert (info.key, info.size) == ("audit/chain/00000000.jsonl", 5)
+    with pytest.raises(ObjectExistsError, match="00000000.jsonl"):
+        storage.create("audit/chain/00000000.jsonl", b"second")
+    assert storage.get("audit/chain/00000000.jsonl") == b"first"
+    assert [i.key for i in storage.list("audit/")] == ["audit/chain/00000000.jsonl"]

@@ -18,7 +18,12 @@ from platform_core.cli import main
 from platform_core.governance.policy import POLICY_DIR
 
 BUCKET = "${DATAOPS_BUCKET}"
-SALES_OWN = ("dataops/dev/sales/", "dataops/dev/landing/sales/", "dataops/dev/quarantine/sales/")
+SALES_OWN = (
+    "dataops/dev/sales/",
+    "dataops/dev/landing/sales/",
+    "dataops/dev/quarantine/sales/",
+    "dataops/_audit/dev/sales/",
+)
 ANALYTICS_GRANTED = (
     "dataops/dev/sales/orders.parquet",
     "dataops/dev/sales/orders/",
@@ -45,6 +50,7 @@ def test_one_team_gets_exactly_one_iam_policy(capsys) -> None:
         "dataops/dev/analytics/*",
         "dataops/dev/landing/analytics/*",
         "dataops/dev/quarantine/analytics/*",
+        "dataops/_audit/dev/analytics/*",
         *(p + "*" if p.endswith("/") else p for p in ANALYTICS_GRANTED),
     ]
     writes = [r.removeprefix(arn) for r in by_sid["WriteOwn"]["Resource"]]
@@ -52,6 +58,7 @@ def test_one_team_gets_exactly_one_iam_policy(capsys) -> None:
         "dataops/dev/analytics/*",
         "dataops/dev/landing/analytics/*",
         "dataops/dev/quarantine/analytics/*",
+        "dataops/_audit/dev/analytics/*",
     ]
     listed = by_sid["ListGranted"]["Condition"]["StringLike"]["s3:prefix"]
     assert listed == reads
@@ -71,6 +78,10 @@ def test_without_a_team_every_identity_is_keyed(capsys) -> None:
         "LoadCheckAndLocation",
         "ListGranted",
         "ReadGranted",
+        "WriteOwn",
+    ]
+    assert api["Statement"][3]["Resource"] == [
+        f"arn:aws:s3:::{BUCKET}/dataops/_audit/prod/dataset-api/*"
     ]
     reads = " ".join(api["Statement"][2]["Resource"])
     assert "dataops/prod/sales/shares/partner_portal/orders.parquet" in reads
@@ -145,6 +156,7 @@ def test_azure_masked_grants_name_the_share_view_never_the_product(capsys) -> No
         "dataops/dev/analytics/",
         "dataops/dev/landing/analytics/",
         "dataops/dev/quarantine/analytics/",
+        "dataops/_audit/dev/analytics/",
         *ANALYTICS_GRANTED,
     ]
 
@@ -164,8 +176,13 @@ def test_gcs_bindings_condition_every_role_on_resource_names(capsys) -> None:
     objects = f"projects/_/buckets/{BUCKET}/objects/"
     writes = re.findall(r"startsWith\('([^']*)'\)", write["condition"]["expression"])
     assert writes == [
-        f"{objects}dataops/preprod/{p}/"
-        for p in ("analytics", "landing/analytics", "quarantine/analytics")
+        f"{objects}dataops/{p}/"
+        for p in (
+            "preprod/analytics",
+            "preprod/landing/analytics",
+            "preprod/quarantine/analytics",
+            "_audit/preprod/analytics",
+        )
     ]
     read_expression = read["condition"]["expression"]
     assert f"resource.name == '{objects}dataops/preprod/sales/orders.parquet'" in read_expression

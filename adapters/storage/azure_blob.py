@@ -36,6 +36,7 @@ from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceExistsError,
     ResourceNotFoundError,
 )
 from azure.identity import DefaultAzureCredential
@@ -159,6 +160,18 @@ class AzureBlobStorage(ObjectStore):
             max_concurrency=UPLOAD_CONCURRENCY,
         )
         return download.readall()
+
+    def _create(self, name: str, data: bytes) -> ObjectInfo:
+        try:
+            answer = self._client().get_blob_client(name).upload_blob(data, overwrite=False)
+        except ResourceExistsError as exc:
+            raise self._taken(name) from exc
+        return ObjectInfo(
+            key=name,
+            size=len(data),
+            etag=answer["etag"].strip('"'),
+            modified=answer["last_modified"],
+        )
 
     def _read_into(self, name: str, sink: BinaryIO) -> None:
         self._client().download_blob(name).readinto(sink)

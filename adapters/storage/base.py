@@ -52,6 +52,10 @@ class ObjectNotFoundError(StorageError, FileNotFoundError):
     """The key does not exist."""
 
 
+class ObjectExistsError(StorageError, FileExistsError):
+    """``create`` found the key already taken: nothing was written."""
+
+
 def check_key(key: str) -> str:
     """Refuse keys that could escape the adapter's root or that no backend can store."""
     if not key or key.startswith("/") or key.endswith("/"):
@@ -179,6 +183,14 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
     @abstractmethod
     def put(self, key: str, data: bytes | BinaryIO) -> ObjectInfo:
         """Write bytes or a readable binary stream atomically, replacing any previous object."""
+
+    @abstractmethod
+    def create(self, key: str, data: bytes) -> ObjectInfo:
+        """Write ``data`` atomically only if ``key`` is absent, else raise ObjectExistsError.
+
+        The store itself decides (a conditional request, an exclusive link), so of two
+        concurrent creators exactly one wins and nothing is ever overwritten.
+        """
 
     @abstractmethod
     def download(self, key: str, sink: BinaryIO) -> None:

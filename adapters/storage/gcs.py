@@ -27,6 +27,7 @@ from google.api_core.exceptions import (
     Forbidden,
     GoogleAPICallError,
     NotFound,
+    PreconditionFailed,
     RetryError,
     Unauthorized,
 )
@@ -108,6 +109,15 @@ class GCSStorage(ObjectStore):
             retry=retry,
             timeout=timeout,
         )
+
+    def _create(self, name: str, data: bytes) -> ObjectInfo:
+        bucket, retry, timeout = self._client()
+        blob = bucket.blob(name)
+        try:
+            blob.upload_from_string(data, if_generation_match=0, retry=retry, timeout=timeout)
+        except PreconditionFailed as exc:
+            raise self._taken(name) from exc
+        return _info(blob)
 
     def _read_into(self, name: str, sink: BinaryIO) -> None:
         bucket, retry, timeout = self._client()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from adapters.storage.base import (
     CHUNK_SIZE,
+    ObjectExistsError,
     ObjectInfo,
     ObjectNotFoundError,
     ObjectOutput,
@@ -94,6 +95,26 @@ class LocalStorage(StorageAdapter):
         import pyarrow as pa
 
         return pa.PythonFile(self.open(key), mode="r")
+
+    def create(self, key: str, data: bytes) -> ObjectInfo:
+        """Written to a temporary file, then linked to the key: ``link`` fails if it exists."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as temp:
+                temp.write(data)
+                temp.flush()
+                os.fsync(temp.fileno())
+            os.link(temp_name, path)
+        except FileExistsError as exc:
+            raise ObjectExistsError(
+                f"'{key}' already exists in local storage {self.root} (target '{self.target}'); "
+                "create never overwrites."
+            ) from exc
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+        return self.stat(key)
 
     def download(self, key: str, sink: BinaryIO) -> None:
         with self.open(key) as source:

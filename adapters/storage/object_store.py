@@ -32,6 +32,7 @@ from pydantic import PrivateAttr
 
 from adapters.storage.base import (
     CHUNK_SIZE,
+    ObjectExistsError,
     ObjectInfo,
     ObjectNotFoundError,
     ObjectOutput,
@@ -148,6 +149,10 @@ class ObjectStore(StorageAdapter):
         """Upload atomically; what the upload's answer says of the new object."""
 
     @abstractmethod
+    def _create(self, name: str, data: bytes) -> ObjectInfo:
+        """Upload only if no object has the name, else raise ObjectExistsError."""
+
+    @abstractmethod
     def _read_into(self, name: str, sink: BinaryIO) -> None:
         """Stream the object into ``sink``."""
 
@@ -218,6 +223,12 @@ class ObjectStore(StorageAdapter):
             written = self._write(name, Payload(data))
         return replace(written, key=key)
 
+    def create(self, key: str, data: bytes) -> ObjectInfo:
+        name = self._name(check_key(key))
+        with self._errors(key, writing=True):
+            written = self._create(name, data)
+        return replace(written, key=key)
+
     def download(self, key: str, sink: BinaryIO) -> None:
         name = self._name(check_key(key))
         with self._errors(key):
@@ -264,6 +275,13 @@ class ObjectStore(StorageAdapter):
     def check(self) -> None:
         with self._errors(None):
             self._probe(self._client(for_check=True))
+
+    def _taken(self, name: str) -> ObjectExistsError:
+        """The error a backend's ``_create`` raises when the store says the name is taken."""
+        return ObjectExistsError(
+            f"{self.object_noun.capitalize()} '{self._key(name)}' already exists at "
+            f"{self._where(self._key(name))}; create never overwrites."
+        )
 
     def _where(self, key: str | None) -> str:
         place = self._object_uri(self._name(key) if key else self._root())

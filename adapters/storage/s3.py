@@ -162,6 +162,15 @@ class S3Storage(ObjectStore):
         )
         return answer["Body"].read()
 
+    def _create(self, name: str, data: bytes) -> ObjectInfo:
+        try:
+            self._client().put_object(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise self._taken(name) from exc
+            raise
+        return self._stat(name)
+
     def _read_into(self, name: str, sink: BinaryIO) -> None:
         self._client().download_fileobj(self.bucket, name, sink, Config=TRANSFER)
 

@@ -16,6 +16,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from adapters.storage.base import StorageAccessDenied
+from platform_core.audit.trail import AuditTrail
 from platform_core.governance.access import AccessDenied, Decision, decide, denial
 from platform_core.governance.policy import POLICY_DIR, Policy, load_policy
 from platform_core.governance.products import Product, load_manifest
@@ -27,6 +28,7 @@ class AccessGuard(dg.ConfigurableResource):
     team: str
     environment: str
     policy_dir: str = str(POLICY_DIR)
+    audit: AuditTrail | None = None
 
     _loaded: tuple[Policy, dict[str, Product]] | None = PrivateAttr(default=None)
 
@@ -45,25 +47,33 @@ class AccessGuard(dg.ConfigurableResource):
     def check_read(self, product: str) -> Decision:
         """The decision for reading ``product``; AccessDenied if it is not allowed."""
         decision = self.decide(product)
+        self._record("authorize_read", product, decision.allowed, decision.rule)
         if not decision.allowed:
             raise AccessDenied(denial(self.team, product, decision, self._classification(product)))
         return decision
 
     def check_write(self, product: str, key: str) -> None:
         """A write of ``product`` at storage ``key`` is the team's own, in its own environment."""
+        refusal = None
         if product.split("/")[0] != self.team:
-            raise AccessDenied(
+            refusal = (
                 f"Access denied: team '{self.team}' may not write {product}, a product of team "
                 f"'{product.split('/')[0]}'. Teams write only their own products."
             )
-        if not key.startswith(f"{self.environment}/{self.team}/"):
-            raise AccessDenied(
+        elif not key.startswith(f"{self.environment}/{self.team}/"):
+            refusal = (
                 f"Access denied: team '{self.team}' in environment '{self.environment}' may not "
                 f"write {key}: writes stay under '{self.environment}/{self.team}/'."
             )
+        rule = refusal or f"teams write their own products under {self.environment}/{self.team}/"
+        self._record("authorize_write", product, refusal is None, rule)
+        if refusal is not None:
+            raise AccessDenied(refusal)
 
     def check_feed(self, team: str, feed: str) -> None:
         """Only the team that owns a landing feed reads it."""
+        rule = "teams read their own landing zones"
+        self._record("authorize_feed", f"landing:{team}/{feed}", team == self.team, rule)
         if team != self.team:
             raise AccessDenied(
                 f"Access denied: team '{self.team}' may not read the landing feed {team}/{feed}; "
@@ -97,6 +107,11 @@ class AccessGuard(dg.ConfigurableResource):
                 f"dataops storage-policy --env {self.environment} --team {self.team} --target "
                 f"<target> and apply them. Storage said: {exc}"
             ) from exc
+
+    def _record(self, action: str, product: str, allowed: bool, rule: str) -> None:
+        if self.audit is not None:
+            decision = "allow" if allowed else "deny"
+            self.audit.record(action, product, principal=self.team, decision=decision, rule=rule)
 
     def _classification(self, product: str) -> str:
         info = self.loaded()[1].get(product)

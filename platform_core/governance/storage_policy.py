@@ -5,8 +5,9 @@ holds storage credentials could bypass it. So every team (and the dataset API) g
 identity whose storage permissions are derived from the same policy and product manifest:
 
 - write (and delete, for atomic replacement) only under its own products
-  (``<prefix>/<env>/<team>/``, which holds the share views it owns), its landing zone and its
-  quarantine records;
+  (``<prefix>/<env>/<team>/``, which holds the share views it owns), its landing zone, its
+  quarantine records and its audit chains (``<prefix>/_audit/<env>/<team>/``; the dataset API
+  writes only its own audit chains);
 - read its own objects and exactly the objects of the products ``access.decide`` allows it
   (grants and classification defaults), all partitions; a masked grant gives the share view
   ``<owner>/shares/<team>/<name>``, never the product;
@@ -23,6 +24,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from platform_core.audit.record import audit_folder
 from platform_core.governance.access import decide, share_views
 from platform_core.governance.policy import Policy
 from platform_core.governance.products import Product
@@ -78,7 +80,8 @@ def paths_for(
             {p for consumer in policy.consumers for p in _readable(policy, manifest, consumer)}
         )
         read = [path for product in served for path in _product_paths(root, environment, product)]
-        return Paths(identity, tuple(read), ())
+        audit = f"{root}{audit_folder(environment, DATASET_API)}"
+        return Paths(identity, (*read, audit), (audit,))
     if identity not in policy.teams:
         raise ValueError(
             f"'{identity}' is not a team of the policy ({', '.join(policy.teams)}) "
@@ -88,6 +91,7 @@ def paths_for(
         f"{root}{environment}/{identity}/",
         f"{root}{environment}/landing/{identity}/",
         f"{root}{environment}/quarantine/{identity}/",
+        f"{root}{audit_folder(environment, identity)}",
     )
     granted = [
         path
