@@ -653,3 +653,35 @@ def test_openapi_matches_what_the_server_answers(served: Served) -> None:
             case.call_and_validate(headers=headers)
 
         conforms()
+
+
+def test_reads_and_refusals_through_the_api_are_in_the_verified_audit_trail(
+    served: Served,
+) -> None:
+    assert _arrow(served, "partner_portal", "/products/sales/orders/data").num_rows > 0
+    assert _get(served, "/products/sales/customers/data", "partner_portal").status_code == 404
+    query = requests.post(
+        f"{served.api}/shares/partner_portal/schemas/sales/tables/orders/query",
+        json={},
+        headers=served.header("partner_portal"),
+        timeout=60,
+    )
+    assert query.status_code == 200, query.text
+    deadline = time.monotonic() + 30
+    while (verified := served.dataops("audit", "verify")).returncode != 0:
+        assert time.monotonic() < deadline, verified.stdout + verified.stderr
+        time.sleep(0.5)
+    exported = served.dataops("audit", "export")
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    portal = [r for r in records if r["principal"] == "partner_portal"]
+    view = "sales/shares/partner_portal/orders"
+    read = [r for r in portal if r["action"] == "api_read_arrow" and r["product"] == view]
+    assert read and read[-1]["rows"] > 0 and read[-1]["bytes"] > 0
+    assert read[-1]["rule"] == "share view of sales/orders"
+    assert any(r["action"] == "share_query" and r["product"] == view for r in portal)
+    assert any(
+        r["action"] == "authorize_read"
+        and r["decision"] == "deny"
+        and r["product"] == "sales/customers"
+        for r in portal
+    )

@@ -18,11 +18,14 @@ from platform_core.api.products import ProductCatalog
 from platform_core.api.sharing import ProtocolError, Sharing, error_response, router
 from platform_core.api.signing import Signer, signing_key
 from platform_core.api.tokens import TokenStore
+from platform_core.audit.trail import AuditTrail
 from platform_core.dagster_home import prepare_dagster_home
 from platform_core.storage_factory import storage_for
 
 API_FOLDER = "api"
 URL_LIFETIME_SECONDS = 15 * 60
+AUDIT_FOLDER = "dataset_api"
+AUDIT_WRITER = "dataset-api"
 
 
 def api_folder() -> Path:
@@ -34,7 +37,10 @@ def create_app(url_lifetime: float = URL_LIFETIME_SECONDS) -> FastAPI:
     """The Delta Sharing server and the catalog of the deployment the environment names."""
     folder = api_folder()
     deployment = load_deployment()
-    catalog = Catalog(dg.DagsterInstance.get(), storage_for(deployment), deployment.environment)
+    instance, storage = dg.DagsterInstance.get(), storage_for(deployment)
+    audit = AuditTrail(storage=storage, environment=deployment.environment, principal=AUDIT_FOLDER)
+    audit.bind_writer(AUDIT_WRITER, instance)
+    catalog = Catalog(instance, storage, deployment.environment, audit)
     sso = OidcSettings.from_environment()
     tokens = Authenticator(TokenStore(folder), OidcVerifier(sso) if sso else None)
     sharing = Sharing(catalog, tokens, Signer(signing_key(folder)), url_lifetime)
@@ -47,6 +53,7 @@ def create_app(url_lifetime: float = URL_LIFETIME_SECONDS) -> FastAPI:
         redoc_url=None,
     )
     app.state.catalog = catalog
+    app.router.add_event_handler("shutdown", audit.flush)
     app.add_exception_handler(ProtocolError, error_response)
     app.include_router(router(sharing), include_in_schema=False)
     app.include_router(v1.router(sharing, ProductCatalog(catalog, graph)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter
+from platform_core.audit.trail import AuditTrail
 from platform_core.governance.access import decide
 from platform_core.governance.policy import POLICY_DIR, POLICY_DIR_VARIABLE, Policy, load_policy
 from platform_core.governance.products import Product, load_manifest
@@ -99,11 +100,16 @@ class Catalog:
     """The shares of one deployment's environment: the policy as its files stand on every call."""
 
     def __init__(
-        self, instance: dg.DagsterInstance, storage: StorageAdapter, environment: str
+        self,
+        instance: dg.DagsterInstance,
+        storage: StorageAdapter,
+        environment: str,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.instance = instance
         self.storage = storage
         self.environment = environment
+        self.audit = audit
         self._policy: tuple[tuple, tuple[Policy, Mapping[str, Product]]] | None = None
 
     def policy(self) -> tuple[Policy, Mapping[str, Product]]:
@@ -112,6 +118,38 @@ class Catalog:
         if self._policy is None or self._policy[0] != stamp:
             self._policy = (stamp, load_access(self.environment))
         return self._policy[1]
+
+    def audit_read(
+        self,
+        action: str,
+        principal: str,
+        table: SharedTable,
+        files: Sequence[DataFile],
+        partition: str | None = None,
+    ) -> None:
+        """Record that ``principal`` is served ``files`` of ``table`` (a direct read, a query)."""
+        if self.audit is None or not files:
+            return
+        keys = [data_file.key for data_file in files]
+        folder = os.path.commonprefix(keys).rpartition("/")[0]
+        rows = [data_file.rows for data_file in files]
+        self.audit.record(
+            action,
+            table.source,
+            principal=principal,
+            partition=partition,
+            uri=self.storage.uri(keys[0]) if len(keys) == 1 else self.storage.uri(folder) + "/",
+            rows=None if None in rows else sum(rows),
+            size=sum(data_file.size for data_file in files),
+            rule=f"share view of {table.product}" if table.source != table.product else None,
+        )
+
+    def audit_denial(self, principal: str, product: str) -> None:
+        """Record a refused read: ``product`` is not readable by ``principal`` (or absent)."""
+        if self.audit is not None:
+            self.audit.record(
+                "authorize_read", product, principal=principal, decision="deny", rule="no grant"
+            )
 
     def is_principal(self, principal: str) -> bool:
         return principal in self.policy()[0].principals

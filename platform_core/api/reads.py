@@ -218,6 +218,12 @@ def serve_read(catalog: Catalog, principal: str, table: SharedTable, ask: ReadRe
     if not snapshot.files:
         raise ProtocolError(404, "RESOURCE_DOES_NOT_EXIST", "This product has no data yet.")
     files = selected_files(snapshot.files, snapshot.partitioned, ask)
+    partition = ask.partition or (
+        f"{ask.partition_from or ''}..{ask.partition_to or ''}"
+        if ask.partition_from or ask.partition_to
+        else None
+    )
+    catalog.audit_read(f"api_read_{ask.format}", principal, table, files, partition)
     schema = output_schema(snapshot.schema, snapshot.partitioned, ask)
     headers = {"Cache-Control": "no-store", "X-Dataops-Served-From": table.source}
     if ask.format == "json":

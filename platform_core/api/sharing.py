@@ -74,8 +74,10 @@ class Sharing:
         return principal
 
     def table(self, request: Request, share: str, schema: str, name: str) -> SharedTable:
-        table = self.catalog.table(self.share_of(request, share), schema, name)
+        principal = self.share_of(request, share)
+        table = self.catalog.table(principal, schema, name)
         if table is None:
+            self.catalog.audit_denial(principal, f"{schema}/{name}")
             raise DENIED
         return table
 
@@ -225,7 +227,7 @@ def router(sharing: Sharing) -> APIRouter:
         limit = body.get("limitHint")
         expires = time.time() + sharing.url_lifetime
         lines = protocol_lines(table, snapshot)
-        rows = 0
+        rows, served = 0, []
         for data_file in snapshot.files:
             if isinstance(limit, int) and data_file.rows is not None and rows >= limit:
                 break
@@ -243,6 +245,8 @@ def router(sharing: Sharing) -> APIRouter:
             if data_file.rows is not None:
                 action["stats"] = json.dumps({"numRecords": data_file.rows})
             lines.append({"file": action})
+            served.append(data_file)
+        sharing.catalog.audit_read("share_query", table.share, table, served)
         return ndjson(lines, snapshot)
 
     @api.api_route("/files/{reference}", methods=["GET", "HEAD"], name="file")

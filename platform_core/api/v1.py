@@ -119,6 +119,7 @@ def readable_table(sharing: Sharing, principal: str, team: str, name: str) -> Sh
     for product, source in sharing.catalog.readable(principal).items():
         if table_name(product) == (team, name):
             return SharedTable(principal, team, name, product, source)
+    sharing.catalog.audit_denial(principal, f"{team}/{name}")
     raise NOT_FOUND
 
 
