@@ -49,16 +49,24 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 def _land(args: argparse.Namespace) -> int:
+    """Land each feed's sample, audited as the writer ``cli-land`` of each team."""
     landed = 0
-    for location in workspace_locations(Path(args.workspace)):
-        team = location.team()
-        landing: LandingZone = team.definitions().resources["landing"]
-        for feed in team.feeds:
-            if feed.sample is None:
-                continue
-            info = feed.land_sample(landing, datetime.now(UTC))
-            print(f"{location.name}: landed {landing.storage.uri(info.key)} for {feed.sensor_name}")
-            landed += 1
+    prepare_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        for location in workspace_locations(Path(args.workspace)):
+            team = location.team()
+            landing: LandingZone = team.definitions().resources["landing"]
+            if landing.audit is not None:
+                landing.audit.bind_writer("cli-land", instance)
+            for feed in team.feeds:
+                if feed.sample is None:
+                    continue
+                info = feed.land_sample(landing, datetime.now(UTC))
+                uri = landing.storage.uri(info.key)
+                print(f"{location.name}: landed {uri} for {feed.sensor_name}")
+                landed += 1
+            if landing.audit is not None:
+                landing.audit.flush()
     if not landed:
         print("dataops land: no landing sensor with a sample in the workspace.", file=sys.stderr)
     return 0 if landed else 1

@@ -2,6 +2,7 @@
 summary, Dagster's event stream in a log file, every failure reported, the local instance settings.
 """
 
+import json
 import os
 import re
 from pathlib import Path
@@ -92,6 +93,10 @@ def test_missing_runs_only_what_was_never_materialised(
 
     landed = run_dataops(["land"], local, home)
     assert landed.returncode == 0, landed.stderr[-3000:]
+    exported = run_dataops(["audit", "export"], local, home)
+    lands = [r for r in map(json.loads, exported.stdout.splitlines()) if r["action"] == "land"]
+    assert len(lands) == 1 and lands[0]["principal"] == "sales" and lands[0]["rows"] > 0
+    assert run_dataops(["audit", "verify"], local, home).returncode == 0
     third = run_dataops(["materialize", "--missing"], local, home)
     assert third.returncode == 0, third.stdout + third.stderr[-3000:]
     headers = run_headers(third.stdout)
