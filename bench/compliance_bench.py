@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +23,7 @@ import dagster as dg  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
+from measure import timed  # noqa: E402
 
 from adapters.storage.local import LocalStorage  # noqa: E402
 from platform_core.governance.compliance import ComplianceGuard  # noqa: E402
@@ -51,12 +51,6 @@ def frame_of(mb: int) -> pd.DataFrame:
             + pd.to_timedelta(rng.integers(0, 86_400, rows), unit="s"),
         }
     )
-
-
-def timed(action, *args) -> float:
-    start = time.perf_counter()
-    action(*args)
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from measure import peak_rss, reset_peak_rss  # noqa: E402
 
 ASSET = dg.AssetKey(["bench", "product"])
 MIB = 2**20
@@ -64,23 +65,6 @@ def make_frame(mb: int) -> pd.DataFrame:
 
 def frame_bytes(frame: pd.DataFrame) -> int:
     return int(frame.memory_usage(deep=True).sum())
-
-
-def reset_peak_rss() -> int:
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kib("VmRSS") * 1024
-
-
-def peak_rss() -> int:
-    return _status_kib("VmHWM") * 1024
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def best(cases: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:

@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 import dagster as dg  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from measure import numeric_frame, timed  # noqa: E402
 
 from adapters.storage.local import LocalStorage  # noqa: E402
 from platform_core.governance.guard import AccessGuard  # noqa: E402
@@ -34,27 +33,12 @@ GRANTED = dg.AssetKey(["sales", "orders"])
 DECISIONS = 20_000
 
 
-def frame_of(mb: int) -> pd.DataFrame:
-    rows = mb * 2**20 // 48
-    rng = np.random.default_rng(11)
-    columns = {"id": np.arange(rows, dtype=np.int64)}
-    columns |= {f"x{n}": rng.standard_normal(rows) for n in range(4)}
-    columns["c"] = rng.integers(0, 1000, rows, dtype=np.int64)
-    return pd.DataFrame(columns)
-
-
-def timed(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    frame = frame_of(args.mb)
+    frame = numeric_frame(args.mb)
     with tempfile.TemporaryDirectory() as root:
         storage = LocalStorage(root=root)
         guard = AccessGuard(team="analytics", environment="dev")

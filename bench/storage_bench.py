@@ -24,7 +24,6 @@ servers are noisy).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import subprocess
@@ -44,6 +43,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from measure import peak_rss, reset_peak_rss  # noqa: E402
 
 BACKENDS = ("s3", "azure_blob", "gcs")
 ASSET = dg.AssetKey(["bench", "frame"])
@@ -128,25 +128,6 @@ def warm_up() -> None:
         pq.write_table(pa.Table.from_pandas(frame), spool)
         spool.seek(0)
         pq.read_table(spool).to_pandas()
-
-
-def reset_peak_rss() -> int:
-    """Forget the peak so far (Linux ``clear_refs``), so building the frame is not counted; the
-    current RSS is returned as the case's baseline."""
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kib("VmRSS") * 1024
-
-
-def peak_rss() -> int:
-    return _status_kib("VmHWM") * 1024
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def raw_upload(target: str, bucket: str, stream: Any) -> None:
