@@ -38,4 +38,4 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: tools lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadscope

@@ -31,6 +31,7 @@ from platform_core.io_manager import object_key
 TABLE_SEPARATOR = "__"
 PARTITION_COLUMN = "dataops_partition"
 PAGE = 1000
+MAX_REQUESTED_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,14 @@ class Catalog:
         )
 
     def audit_denial(self, principal: str, product: str) -> None:
-        """Record a refused read: ``product`` is not readable by ``principal`` (or absent)."""
+        """Record a refused read: ``product`` is not readable by ``principal`` (or absent).
+
+        The name is the caller's, so it is cut to ``MAX_REQUESTED_NAME`` characters.
+        """
         if self.audit is not None:
+            requested = product[:MAX_REQUESTED_NAME]
             self.audit.record(
-                "authorize_read", product, principal=principal, decision="deny", rule="no grant"
+                "authorize_read", requested, principal=principal, decision="deny", rule="no grant"
             )
 
     def is_principal(self, principal: str) -> bool:

@@ -64,8 +64,10 @@ def _exportable(stored: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], out: TextIO) -> None:
+    """One ASCII line per record: a requested name holding a Unicode line separator (U+2028, NEL)
+    cannot split a record for a reader that splits on every line boundary."""
     for record in records:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.write(json.dumps(record) + "\n")
 
 
 def write_csv(records: Iterable[dict[str, Any]], out: TextIO) -> None:
