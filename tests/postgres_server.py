@@ -57,7 +57,14 @@ def _binary(name: str) -> str:
 
 
 def _as_server_user(command: list[str]) -> list[str]:
-    return ["runuser", "-u", SUPERUSER, "--", *command] if os.geteuid() == 0 else command
+    """As root, the command run as the server's user (``runuser`` lives in sbin, which a
+    non-login shell's PATH may lack)."""
+    if os.geteuid() != 0:
+        return command
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if runuser is None:
+        pytest.fail("util-linux's runuser is not installed: apt-get install -y util-linux")
+    return [runuser, "-u", SUPERUSER, "--", *command]
 
 
 def _run(command: list[str]) -> None:
