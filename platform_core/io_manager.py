@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -226,19 +227,28 @@ class DataProductIOManager(dg.ConfigurableIOManager):
     ) -> tuple[int, int]:
         """Encode every piece into the stored object: rows written and the object's bytes.
 
-        The one place each outgoing table passes before it is written: ``scan`` (the personal-data
-        scanner) sees each piece first, and its refusal aborts the upload, publishing nothing.
+        The one place each outgoing table passes before it is written. ``scan`` (the personal-data
+        scanner) checks each piece on a second thread while the piece is encoded (both mostly
+        outside the GIL); each scan is awaited before the next piece is taken, and the last
+        before the object is committed, so a refusal aborts the upload and nothing is published,
+        and at most two pieces are held at once.
         """
         rows = 0
         with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan") as scanning,
             self.storage.open_output(key) as output,
             pq.ParquetWriter(output, schema) as writer,
         ):
+            scanned: Future[None] | None = None
             for piece in pieces:
                 if scan is not None:
-                    scan(piece)
+                    if scanned is not None:
+                        scanned.result()
+                    scanned = scanning.submit(scan, piece)
                 writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
                 rows += piece.num_rows
+            if scanned is not None:
+                scanned.result()
         assert output.info is not None
         return rows, output.info.size
 

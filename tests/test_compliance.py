@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import run_dataops, write_policy
 from google.api_core.client_options import ClientOptions
@@ -19,12 +20,17 @@ from google.cloud import storage as gcs
 from servers import s3_bucket, unique_bucket
 
 from config import ConfigError, load_deployment
+from platform_core import io_manager
 from platform_core.data_product import data_product
 from platform_core.definitions import Team
 from platform_core.governance.classification import declassified
-from platform_core.governance.compliance import refuse_left_out
+from platform_core.governance.compliance import (
+    ComplianceGuard,
+    UndeclaredPersonalData,
+    refuse_left_out,
+)
 from platform_core.governance.residency import ResidencyError, jurisdiction_of
-from platform_core.io_manager import object_key
+from platform_core.io_manager import DataProductIOManager, object_key
 from platform_core.storage_factory import storage_for
 
 CONTACTS = pd.DataFrame(
@@ -169,6 +175,29 @@ def test_personal_data_in_an_internal_product_is_refused_before_anything_is_writ
     assert "column 'ref' holds email address values (e.g. pe" in text
     assert "person0@example.com" not in text
     assert stored(deployment, "crm") == []
+
+
+def test_personal_data_late_in_a_stream_aborts_the_upload_and_keeps_the_previous_version(
+    deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pieces are scanned while they are encoded: a hit in the last one still publishes nothing."""
+    monkeypatch.setattr(io_manager, "ROW_GROUP_ROWS", 1000)
+    storage = storage_for(deployment)
+    manager = DataProductIOManager(
+        storage=storage, environment=deployment.environment, compliance=ComplianceGuard()
+    )
+    key = dg.AssetKey(["crm", "streamed_export"])
+    stored_key = object_key(deployment.environment, key)
+    manager.handle_output(
+        dg.build_output_context(asset_key=key), pa.table({"ref": [f"O-{n}" for n in range(3000)]})
+    )
+    before = storage.get(stored_key)
+    leaked = pa.table({"ref": [f"O-{n}" for n in range(2999)] + ["someone@example.com"]})
+    reader = pa.RecordBatchReader.from_batches(leaked.schema, leaked.to_batches(max_chunksize=500))
+    with pytest.raises(UndeclaredPersonalData, match="Refused to write crm/streamed_export"):
+        manager.handle_output(dg.build_output_context(asset_key=key), reader)
+    assert storage.get(stored_key) == before
+    assert [info.key for info in storage.list(f"{deployment.environment}/crm/")] == [stored_key]
 
 
 def test_column_classes_are_on_the_schema_and_clean_products_pass_their_check(
