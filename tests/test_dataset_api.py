@@ -8,12 +8,15 @@ create``. What the client returns is compared with the Parquet objects in storag
 
 from __future__ import annotations
 
+import functools
+import http.server
 import io
 import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +42,7 @@ from servers import _s3_env, free_port, s3_bucket
 from sso import SSO_AUDIENCE, SSO_ISSUER, IdentityProvider
 
 from config import load_deployment
+from platform_core.api.oidc import OidcSettings, OidcVerifier
 from platform_core.api.signing import Signer
 from platform_core.api.tokens import TokenStore
 from platform_core.storage_factory import storage_for
@@ -685,3 +689,21 @@ def test_reads_and_refusals_through_the_api_are_in_the_verified_audit_trail(
         and r["product"] == "sales/customers"
         for r in portal
     )
+
+
+def test_sso_signing_keys_are_fetched_from_a_jwks_url(tmp_path: Path) -> None:
+    """An identity provider's JWKS endpoint, served over HTTP on loopback by the test."""
+    provider = IdentityProvider(tmp_path / "jwks.json")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+            verifier = OidcVerifier(OidcSettings(SSO_ISSUER, SSO_AUDIENCE, url))
+            assert verifier.principal_for(provider.token("finance_bi")) == "finance_bi"
+            foreign = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            assert verifier.principal_for(provider.token("finance_bi", key=foreign)) is None
+            assert verifier.principal_for(provider.token("finance_bi", kid="other")) is None
+            assert verifier.principal_for(provider.token("finance_bi", lifetime=-600)) is None
+        finally:
+            server.shutdown()
