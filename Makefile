@@ -1,7 +1,8 @@
 # The two commands a person needs: `make run` (the main job, then the UI, on the local default)
 # and `make test`. uv is the one on PATH, or one scripts/uv.sh installs into .tools/.
 SHELL := /bin/bash
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DAGSTER_HOME := $(or $(DAGSTER_HOME),$(CURDIR)/.dagster_home)
+export DAGSTER_HOME
 UV := $(shell $(CURDIR)/scripts/uv.sh)
 ifeq ($(UV),)
 $(error no uv: scripts/uv.sh could not install one, see its message above)

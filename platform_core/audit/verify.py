@@ -126,7 +126,12 @@ def _first_problem(chain: str, lines: list[Line], heads: list[Anchor]) -> Proble
     if broken is not None:
         return broken
     if not heads:
-        return Problem(chain, 0, "the chain has no anchor in the Dagster event log")
+        return Problem(
+            chain,
+            0,
+            "the chain has no anchor in the Dagster event log (run where DAGSTER_HOME is the "
+            "instance its writers used: anchors live in that instance)",
+        )
     for anchor in heads:
         if anchor.records > len(lines):
             return Problem(
