@@ -26,6 +26,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
+import dagster as dg
 import delta_sharing
 import duckdb
 import pandas as pd
@@ -689,6 +690,27 @@ def test_reads_and_refusals_through_the_api_are_in_the_verified_audit_trail(
         and r["product"] == "sales/customers"
         for r in portal
     )
+
+
+def test_the_catalog_shows_a_new_materialisation_at_once(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries are cached on the event log's highest record id: a new event is seen next call.
+
+    Last of the module on purpose: it changes what the instance says of customer_reach.
+    """
+    before = _get(served, "/products/analytics/customer_reach", "finance_bi").json()
+    assert before["row_count"] != 12345
+    monkeypatch.setenv("DAGSTER_HOME", served.env["DAGSTER_HOME"])
+    with dg.DagsterInstance.get() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=["analytics", "customer_reach"], metadata={"dagster/row_count": 12345}
+            )
+        )
+    after = _get(served, "/products/analytics/customer_reach", "finance_bi").json()
+    assert after["row_count"] == 12345
+    assert after["last_materialization"]["timestamp"] > before["last_materialization"]["timestamp"]
 
 
 def test_sso_signing_keys_are_fetched_from_a_jwks_url(tmp_path: Path) -> None:

@@ -133,17 +133,12 @@ class ProductCatalog:
         self.catalog = catalog
         self.graph = graph
         self._latest: dict[str, tuple[int, dict[str | None, Any]]] = {}
+        self._records: tuple[int | None, dict[str, Any]] | None = None
 
     def latest(self, sources: list[str]) -> dict[str, dict[str | None, Any]]:
         """Newest materialisation per partition of each source; re-read only once it changed."""
         instance = self.catalog.instance
-        keys = [dg.AssetKey(source.split("/")) for source in sources]
-        newest = {
-            record.asset_entry.asset_key.to_user_string(): (
-                record.asset_entry.last_materialization_record
-            )
-            for record in instance.get_asset_records(keys)
-        }
+        newest = self._newest(sources)
         found = {}
         for source in sources:
             event = newest.get(source)
@@ -157,6 +152,30 @@ class ProductCatalog:
                 self._latest[source] = cached
             found[source] = cached[1]
         return found
+
+    def _newest(self, sources: list[str]) -> dict[str, Any]:
+        """Each source's last materialisation record, read again only when the event log grew.
+
+        The asset records cost several queries (most of a catalog call on SQLite); the event
+        log's highest record id is one, and any new materialisation raises it.
+        """
+        instance = self.catalog.instance
+        stamp = instance.event_log_storage.get_maximum_record_id()
+        if self._records is None or self._records[0] != stamp:
+            self._records = (stamp, {})
+        known = self._records[1]
+        unknown = [source for source in sources if source not in known]
+        if unknown:
+            records = {
+                record.asset_entry.asset_key.to_user_string(): record
+                for record in instance.get_asset_records(
+                    [dg.AssetKey(source.split("/")) for source in unknown]
+                )
+            }
+            for source in unknown:
+                record = records.get(source)
+                known[source] = record.asset_entry.last_materialization_record if record else None
+        return {source: known[source] for source in sources}
 
     def product(self, principal: str, team: str, name: str) -> Product | None:
         for key in self.catalog.readable(principal):
