@@ -3,17 +3,22 @@
 Sections (each in its own process, so peak RSS is its own):
 
 - ``local``: a frame like a data team's (int64, float64, a categorical, a tz-aware timestamp;
-  25 bytes a row), ``handle_output`` alone vs ``pq.write_table`` to a file, ``load_input`` alone
-  vs ``pq.read_table(...).to_pandas()``, and the peak RSS of the platform write over the frame;
+  25 bytes a row), ``handle_output`` alone vs ``pq.write_table`` to a file (with its default
+  encodings, and with the encodings the platform chose), ``load_input`` alone vs
+  ``pq.read_table(...).to_pandas()`` of the same stored file, and the peak RSS of the platform
+  write over the frame;
+- ``governed``: the same local write and read with governance on (access guard, personal-data
+  scan, audit trail) against the platform without it and against raw pyarrow;
 - ``stores``: per local object-store server (moto S3, Azurite, fake-gcs-server), the platform
   write and read vs the raw SDK (encode to a temporary file and upload; download and decode)
   and vs ``pyarrow.fs`` (``S3FileSystem``, ``AzureFileSystem``, ``GcsFileSystem``) for the same
-  frame;
+  frame; raw reads decode the object the platform wrote (the same bytes);
 - ``reader``: a product of ``--reader-gb`` GiB of Parquet written from a ``RecordBatchReader``
   and read back as one, with the peak RSS added by each.
 
-Governance is off (no AccessGuard): the IO path alone. Every case runs ``--repeat`` times, the
-platform and raw paths alternating, and the fastest run counts (2 shared cores: noisy).
+Governance is off except in ``governed``: the IO path alone. Every case runs ``--repeat``
+times, the platform and raw paths alternating, and the fastest run counts (2 shared cores:
+noisy); the median of the paired ratios is printed beside it.
 
     .venv/bin/python bench/data_path_bench.py --frame-mb 250 1000 --store-mb 100 --reader-gb 4
 """
@@ -24,6 +29,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +74,9 @@ def frame_bytes(frame: pd.DataFrame) -> int:
 
 
 def best(cases: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Fastest of ``repeat`` runs of each case, the cases alternating within each round.
+    """Fastest of ``repeat`` runs of each case, the cases alternating within each round, and
+    for each case after the first the median of its per-round ratio to the first
+    (``<case>/<first>``), which shared-machine noise moves less than the minimum.
 
     A case that returns a callable was a setup (building the IO manager and its Dagster
     context, outside the clock): the callable is what is timed.
@@ -83,7 +91,14 @@ def best(cases: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
                 started = time.perf_counter()
                 timed()
             times[name].append(time.perf_counter() - started)
-    return {name: min(values) for name, values in times.items()}
+    first, *others = cases
+    medians = {
+        f"{name}/{first}": statistics.median(
+            other / mine for mine, other in zip(times[first], times[name], strict=True)
+        )
+        for name in others
+    }
+    return {name: min(values) for name, values in times.items()} | medians
 
 
 def manager(storage: Any) -> Any:
@@ -117,6 +132,7 @@ def read(storage: Any, wanted: type = pd.DataFrame) -> Any:
 
 def section_local(mb: int, repeat: int, workdir: Path) -> dict[str, Any]:
     from adapters.storage.local import LocalStorage
+    from platform_core.dictionary_encoding import dictionary_columns
 
     storage = LocalStorage(root=str(workdir / "local"))
     raw_path = workdir / "raw.parquet"
@@ -127,27 +143,99 @@ def section_local(mb: int, repeat: int, workdir: Path) -> dict[str, Any]:
     before_write = reset_peak_rss()
     write(storage, frame)
     write_peak = peak_rss()
+    stored = Path(storage.root, "bench", *ASSET.path[:-1], f"{ASSET.path[-1]}.parquet")
+
+    def raw_same_encoding() -> None:
+        table = pa.Table.from_pandas(frame)
+        pq.write_table(table, raw_path, use_dictionary=dictionary_columns(table))
+
     times = best(
         {
             "platform_write": lambda: writing(storage, frame),
             "raw_write": lambda: pq.write_table(pa.Table.from_pandas(frame), raw_path),
+            "raw_write_same_encoding": raw_same_encoding,
         },
         repeat,
     )
     times |= best(
         {
             "platform_read": lambda: reading(storage),
-            "raw_read": lambda: pq.read_table(raw_path).to_pandas(),
+            "raw_read": lambda: pq.read_table(stored).to_pandas(),
         },
         repeat,
     )
+    pq.write_table(pa.Table.from_pandas(frame), raw_path)
     return {
         "frame_mb": size / MIB,
-        "parquet_mb": raw_path.stat().st_size / MIB,
+        "parquet_mb": stored.stat().st_size / MIB,
+        "default_parquet_mb": raw_path.stat().st_size / MIB,
         **times,
         "write_peak_over_frame": (write_peak - base) / size,
         "write_added_mb": (write_peak - before_write) / MIB,
     }
+
+
+def section_governed(mb: int, repeat: int, workdir: Path) -> dict[str, Any]:
+    """The local write and read with the access guard, the personal-data scan and the audit
+    trail on (what a team's location runs with), against the same path with them off."""
+    os.environ["DAGSTER_HOME"] = str(workdir / "dagster_home")
+    from adapters.storage.local import LocalStorage
+    from platform_core.audit.trail import AuditTrail
+    from platform_core.dagster_home import prepare_dagster_home
+    from platform_core.governance.compliance import ComplianceGuard
+    from platform_core.governance.guard import AccessGuard
+    from platform_core.io_manager import DataProductIOManager
+
+    prepare_dagster_home()
+    owned = dg.AssetKey(["analytics", "bench_frame"])
+    storage = LocalStorage(root=str(workdir / "local"))
+    frame = make_frame(mb)
+    with dg.DagsterInstance.get() as instance:
+        trail = AuditTrail(storage=storage, environment="bench", principal="analytics")
+        trail.bind_writer("bench", instance)
+        guard = AccessGuard(team="analytics", environment="bench", audit=trail)
+        guard.loaded()
+        managers = {
+            "governed": DataProductIOManager(
+                storage=storage,
+                environment="bench",
+                guard=guard,
+                compliance=ComplianceGuard(),
+                audit=trail,
+            ),
+            "plain": DataProductIOManager(storage=storage, environment="bench"),
+        }
+
+        def writing_with(name: str) -> Callable[[], None]:
+            context = dg.build_output_context(asset_key=owned)
+            return lambda: managers[name].handle_output(context, frame)
+
+        def reading_with(name: str) -> Callable[[], Any]:
+            context = dg.build_input_context(asset_key=owned)
+            return lambda: managers[name].load_input(context)
+
+        stored = Path(storage.root, "bench", *owned.path[:-1], f"{owned.path[-1]}.parquet")
+        writing_with("plain")()
+        times = best(
+            {
+                "governed_write": lambda: writing_with("governed"),
+                "plain_write": lambda: writing_with("plain"),
+                "raw_write": lambda: pq.write_table(
+                    pa.Table.from_pandas(frame), workdir / "raw.parquet"
+                ),
+            },
+            repeat,
+        )
+        times |= best(
+            {
+                "governed_read": lambda: reading_with("governed"),
+                "plain_read": lambda: reading_with("plain"),
+                "raw_read": lambda: pq.read_table(stored).to_pandas(),
+            },
+            repeat,
+        )
+        trail.flush()
+    return {"frame_mb": frame_bytes(frame) / MIB, **times}
 
 
 def store_clients(backend: str, env: dict[str, str], bucket: str) -> tuple[Any, Any, Any]:
@@ -219,6 +307,10 @@ def section_store(backend: str, mb: int, repeat: int, workdir: Path) -> dict[str
         storage, (upload, download), fs = store_clients(backend, env, bucket)
         frame = make_frame(mb)
         write(storage, frame.head(10))
+        stored = "/".join(
+            part for part in (storage.prefix, "bench", *ASSET.path[:-1], ASSET.path[-1]) if part
+        )
+        stored += ".parquet"
 
         def sdk_write() -> None:
             with tempfile.TemporaryFile(dir=workdir) as spool:
@@ -228,7 +320,7 @@ def section_store(backend: str, mb: int, repeat: int, workdir: Path) -> dict[str
 
         def sdk_read() -> pd.DataFrame:
             with tempfile.TemporaryFile(dir=workdir) as spool:
-                download("raw/sdk.parquet", spool)
+                download(stored, spool)
                 spool.seek(0)
                 return pq.read_table(spool).to_pandas()
 
@@ -247,7 +339,7 @@ def section_store(backend: str, mb: int, repeat: int, workdir: Path) -> dict[str
                 "platform_read": lambda: reading(storage),
                 "sdk_read": sdk_read,
                 "pyarrow_fs_read": lambda: pq.read_table(
-                    f"{bucket}/raw/fs.parquet", filesystem=fs
+                    f"{bucket}/{stored}", filesystem=fs
                 ).to_pandas(),
             },
             repeat,
@@ -367,7 +459,8 @@ def main() -> None:
     parser.add_argument("--store-mb", type=int, default=100)
     parser.add_argument("--backends", nargs="*", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--reader-gb", type=float, default=4.0)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--governed-mb", type=int, default=250)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--section", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.section:
@@ -375,6 +468,8 @@ def main() -> None:
             kind, value = args.section[0], args.section[1]
             if kind == "local":
                 result = section_local(int(value), args.repeat, Path(workdir))
+            elif kind == "governed":
+                result = section_governed(int(value), args.repeat, Path(workdir))
             elif kind == "reader":
                 result = section_reader(float(value), Path(workdir))
             else:
@@ -385,14 +480,30 @@ def main() -> None:
     for mb in args.frame_mb:
         r = child(["--section", "local", str(mb), *common])
         print(
-            f"local {r['frame_mb']:.0f} MiB frame ({r['parquet_mb']:.0f} MiB Parquet): "
+            f"local {r['frame_mb']:.0f} MiB frame ({r['parquet_mb']:.0f} MiB Parquet; "
+            f"{r['default_parquet_mb']:.0f} MiB with pq.write_table's default encodings): "
             f"write {r['platform_write']:.2f}s vs pq.write_table {r['raw_write']:.2f}s = "
-            f"{r['raw_write'] / r['platform_write']:.2f}x; read {r['platform_read']:.2f}s vs "
-            f"pq.read_table {r['raw_read']:.2f}s = {r['raw_read'] / r['platform_read']:.2f}x; "
-            f"write peak RSS {r['write_peak_over_frame']:.2f}x frame "
-            f"(+{r['write_added_mb']:.0f} MiB over the frame)",
+            f"{r['raw_write'] / r['platform_write']:.2f}x (median paired "
+            f"{r['raw_write/platform_write']:.2f}x), vs pq.write_table with the platform's "
+            f"encodings {r['raw_write_same_encoding']:.2f}s = "
+            f"{r['raw_write_same_encoding'] / r['platform_write']:.2f}x; "
+            f"read {r['platform_read']:.2f}s vs pq.read_table {r['raw_read']:.2f}s = "
+            f"{r['raw_read'] / r['platform_read']:.2f}x (median paired "
+            f"{r['raw_read/platform_read']:.2f}x); write peak RSS "
+            f"{r['write_peak_over_frame']:.2f}x frame (+{r['write_added_mb']:.0f} MiB over it)",
             flush=True,
         )
+    if args.governed_mb:
+        r = child(["--section", "governed", str(args.governed_mb), *common])
+        for op in ("write", "read"):
+            governed, plain, raw = r[f"governed_{op}"], r[f"plain_{op}"], r[f"raw_{op}"]
+            print(
+                f"governed {op} {r['frame_mb']:.0f} MiB frame: {governed:.2f}s with governance, "
+                f"{plain:.2f}s without = {governed / plain:.2f}x the time (median paired "
+                f"{1 / r[f'plain_{op}/governed_{op}']:.2f}x); vs raw pyarrow {raw:.2f}s = "
+                f"{raw / governed:.2f}x",
+                flush=True,
+            )
     for backend in args.backends:
         r = child(["--section", "store", backend, *common])
         for op in ("write", "read"):
@@ -400,7 +511,9 @@ def main() -> None:
             print(
                 f"{backend} {op} {r['frame_mb']:.0f} MiB frame: platform {platform:.2f}s, "
                 f"SDK {sdk:.2f}s, pyarrow.fs {fs:.2f}s; platform vs faster = "
-                f"{min(sdk, fs) / platform:.2f}x, vs SDK {sdk / platform:.2f}x",
+                f"{min(sdk, fs) / platform:.2f}x, vs SDK {sdk / platform:.2f}x (median paired "
+                f"{r[f'sdk_{op}/platform_{op}']:.2f}x), vs pyarrow.fs {fs / platform:.2f}x "
+                f"(median paired {r[f'pyarrow_fs_{op}/platform_{op}']:.2f}x)",
                 flush=True,
             )
     if args.reader_gb:

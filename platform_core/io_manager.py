@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -52,6 +52,7 @@ from pydantic import PrivateAttr
 
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter
 from platform_core.audit.trail import AuditTrail
+from platform_core.dictionary_encoding import dictionary_columns
 from platform_core.governance.classification import column_classes
 from platform_core.governance.compliance import ComplianceGuard
 from platform_core.governance.guard import AccessGuard
@@ -227,28 +228,35 @@ class DataProductIOManager(dg.ConfigurableIOManager):
     ) -> tuple[int, int]:
         """Encode every piece into the stored object: rows written and the object's bytes.
 
-        The one place each outgoing table passes before it is written. ``scan`` (the personal-data
-        scanner) checks each piece on a second thread while the piece is encoded (both mostly
-        outside the GIL); each scan is awaited before the next piece is taken, and the last
-        before the object is committed, so a refusal aborts the upload and nothing is published,
-        and at most two pieces are held at once.
+        The one place each outgoing table passes before it is written. A second thread makes
+        the next piece (converting a frame's slice, gathering a reader's batches) and runs
+        ``scan`` (the personal-data scanner) on it while the main thread encodes the current
+        one, both mostly outside the GIL: the conversion and the scan cost no wall time, at
+        most two pieces are held at once, and a piece is encoded only once it was scanned. A
+        refusal raises before the commit, so the upload is aborted and nothing is published.
         """
+        upcoming = iter(pieces)
+
+        def prepared() -> pa.Table | None:
+            piece = next(upcoming, None)
+            if piece is not None and scan is not None:
+                scan(piece)
+            return piece
+
         rows = 0
         with (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan") as scanning,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as preparing,
             self.storage.open_output(key) as output,
-            pq.ParquetWriter(output, schema) as writer,
         ):
-            scanned: Future[None] | None = None
-            for piece in pieces:
-                if scan is not None:
-                    if scanned is not None:
-                        scanned.result()
-                    scanned = scanning.submit(scan, piece)
-                writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
-                rows += piece.num_rows
-            if scanned is not None:
-                scanned.result()
+            piece = prepared()
+            dictionary = dictionary_columns(piece if piece is not None else schema.empty_table())
+            with pq.ParquetWriter(output, schema, use_dictionary=dictionary) as writer:
+                while piece is not None:
+                    following = preparing.submit(prepared)
+                    writer.write_table(piece, row_group_size=ROW_GROUP_ROWS)
+                    rows += piece.num_rows
+                    del piece
+                    piece = following.result()
         assert output.info is not None
         return rows, output.info.size
 
@@ -332,7 +340,7 @@ class DataProductIOManager(dg.ConfigurableIOManager):
     def _open(self, key: str, wanted: Any) -> tuple[pq.ParquetFile, int]:
         """The stored object as a Parquet file, and its size in bytes."""
         whole = wanted is not pa.RecordBatchReader
-        source = self.storage.open_input(key)
+        source = self.storage.open_input(key, whole=whole)
         return pq.ParquetFile(source, pre_buffer=whole), source.size()
 
 

@@ -290,6 +290,9 @@ class TestLocalStorageStaysInsideItsRoot:
                 storage.get(key)
             with pytest.raises(StorageError, match="symbolic link"):
                 storage.put(key, b"x")
+            for whole in (True, False):
+                with pytest.raises(StorageError, match="symbolic link"):
+                    storage.open_input(key, whole=whole)
 
     def test_dangling_links_and_loops_are_skipped_and_reported_once(
         self, storage: LocalStorage, caplog: pytest.LogCaptureFixture

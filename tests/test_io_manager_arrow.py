@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from adapters.storage.local import LocalStorage
+from platform_core.dictionary_encoding import dictionary_columns
 from platform_core.io_manager import DataProductIOManager
 
 SCHEMA = pa.schema([("n", pa.int64()), ("label", pa.string())])
@@ -149,3 +150,45 @@ def test_a_partition_range_streams_partition_after_partition(
     assert whole.schema.names == ["n", "label", "extra"]
     assert whole.column("n").to_pylist() == list(range(len(regions) * rows))
     assert whole.column("extra").null_count == 5 * rows
+
+
+def test_mostly_distinct_columns_are_written_plain_and_repeated_ones_with_a_dictionary(
+    storage: LocalStorage, resources: dict
+) -> None:
+    """Ids and measures skip the dictionary attempt, codes and categoricals keep it; the
+    product reads back equal either way."""
+    rows = 200_000
+    frame = pd.DataFrame(
+        {
+            "id": range(rows),
+            "amount": [v * 0.37 for v in range(rows)],
+            "code": [f"c{v % 7}" for v in range(rows)],
+            "status": pd.Categorical([("new", "paid")[v % 2] for v in range(rows)]),
+            "flag": [v % 3 == 0 for v in range(rows)],
+        }
+    )
+
+    @dg.asset(key_prefix="team")
+    def mixed() -> pd.DataFrame:
+        return frame
+
+    assert dg.materialize([mixed], resources=resources).success
+    column_chunks = pq.ParquetFile(Path(storage.root, "test/team/mixed.parquet")).metadata
+    encodings = {
+        column_chunks.schema.column(i).name: column_chunks.row_group(0).column(i).encodings
+        for i in range(column_chunks.num_columns)
+    }
+    assert "RLE_DICTIONARY" not in encodings["id"]
+    assert "RLE_DICTIONARY" not in encodings["amount"]
+    assert "RLE_DICTIONARY" in encodings["code"]
+    assert "RLE_DICTIONARY" in encodings["status"]
+    pd.testing.assert_frame_equal(
+        load(storage, dg.AssetKey(["team", "mixed"]), pd.DataFrame), frame
+    )
+
+
+def test_nested_and_empty_products_keep_the_default_encodings() -> None:
+    nested = pa.table({"id": range(1000), "tags": [[f"t{v}"] for v in range(1000)]})
+    assert dictionary_columns(nested) is True
+    assert dictionary_columns(SCHEMA.empty_table()) is True
+    assert dictionary_columns(pa.table({"id": range(1000), "n": [1] * 1000})) == ["n"]

@@ -30,7 +30,9 @@ from azure.storage.blob import (
 )
 from servers import AZURITE_ACCOUNT, AZURITE_KEY, Server, free_port, server_url, with_endpoint
 
+from adapters.storage.azure_blob import arrow_options
 from adapters.storage.base import ObjectNotFoundError, StorageAdapter, StorageError
+from adapters.storage.object_store import redacted
 from config import ConfigError, load_deployment
 from platform_core.storage_factory import storage_for
 
@@ -231,6 +233,24 @@ def test_azure_account_url_with_key_or_sas(
         storage.put("via/url.txt", b"hello")
         assert storage.get("via/url.txt") == b"hello"
         assert storage.uri("via/url.txt") == f"{account_url}/{container}/dataops/via/url.txt"
+        assert storage.open_input("via/url.txt", whole=True).read() == b"hello"
+        native = arrow_options(account_url)
+        if "AZURE_STORAGE_KEY" in credential:
+            assert native is not None and native["account_key"] == AZURITE_KEY
+            assert native["blob_storage_authority"] == azurite_server.url.split("://")[1]
+        else:
+            assert native is None, "a SAS token reads through the SDK"
+
+
+def test_arrow_client_messages_lose_their_signatures() -> None:
+    """What pyarrow 26 said when it put a SAS token into the path (seen on Azurite)."""
+    said = (
+        "GetProperties failed for 'http://127.0.0.1:1/devstoreaccount1/se=1796125468.66&sp=rwdl"
+        "&sv=2026-10-06&sr=c&sig=YAO/8BC%2Baaokk%3D/c/x'. Azure Error: [OutOfRangeInput] 400"
+    )
+    assert "YAO" not in redacted(said) and "8BC" not in redacted(said)
+    assert "OutOfRangeInput" in redacted(said)
+    assert "secret" not in redacted("GET https://a.blob.core.windows.net/c/x?sv=1&sig=secret")
 
 
 def test_aws_assumes_the_configured_role(

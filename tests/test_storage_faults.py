@@ -220,3 +220,19 @@ def test_server_dying_mid_ranged_read_fails_cleanly(
     assert_failed_cleanly(caught.value, store)
     proxy.revive()
     assert source.read(1024) == payload[1024:2048]
+
+
+def test_server_dying_mid_whole_read_fails_cleanly(
+    store: ObjectStore, proxy: KillableProxy, payload: bytes
+) -> None:
+    """A whole read (one request through Arrow's client on Azure and GCS, a ranged request on
+    S3) cut halfway: one clear StorageError, never a short file."""
+    store.put(KEY, io.BytesIO(payload))
+    proxy.kill_after(down=SIZE // 2)
+    with pytest.raises(StorageError) as caught:
+        store.open_input(KEY, whole=True).read()
+    assert proxy.kills == 1
+    assert_failed_cleanly(caught.value, store)
+
+    proxy.revive()
+    assert store.open_input(KEY, whole=True).read() == payload

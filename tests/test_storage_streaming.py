@@ -82,6 +82,9 @@ def test_parquet_streams_in_and_is_read_by_range(storage: StorageAdapter) -> Non
     source.seek(-4, os.SEEK_END)
     assert source.read(4) == b"PAR1"
     assert source.size() == storage.stat("stream/table.parquet").size
+    whole = storage.open_input("stream/table.parquet", whole=True)
+    assert whole.size() == source.size()
+    assert pq.read_table(whole).equals(table)
 
 
 def test_small_empty_unfinished_and_missing(storage: StorageAdapter) -> None:
@@ -97,7 +100,8 @@ def test_small_empty_unfinished_and_missing(storage: StorageAdapter) -> None:
     assert storage.get("stream/small.txt") == b"small"
     assert storage.get("stream/empty.txt") == b""
     assert not storage.exists("stream/closed.bin")
-    with pytest.raises(ObjectNotFoundError, match="nothing/here"):
-        storage.open_input("nothing/here")
+    for whole in (False, True):
+        with pytest.raises(ObjectNotFoundError, match="nothing/here"):
+            storage.open_input("nothing/here", whole=whole)
     with pytest.raises(ValueError):
         storage.open_output("../escape")

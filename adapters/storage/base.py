@@ -231,11 +231,12 @@ class StorageAdapter(dg.ConfigurableResource, ABC):
         check_key(key)
         return _SpooledOutput(self, key)
 
-    def open_input(self, key: str) -> pa.NativeFile:
+    def open_input(self, key: str, whole: bool = False) -> pa.NativeFile:
         """The object as a random-access file for ``pyarrow`` readers (Parquet footers, row groups).
 
-        Backends override this with positional or ranged reads; this fallback downloads into a
-        temporary file.
+        ``whole`` says the reader will take all of it at once (a table, not a stream), so the
+        backend may map or prefetch it. Backends override this with positional or ranged reads;
+        this fallback downloads into a temporary file.
         """
         import pyarrow as pa
 

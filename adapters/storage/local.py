@@ -3,10 +3,10 @@
 Atomic writes go to a hidden temporary file in the destination directory, are flushed to disk,
 then renamed over the key (``os.replace`` is atomic within one filesystem); ``open_output`` hands
 the writer that temporary file itself, so each byte is written once. ``open_input`` is the file
-itself, read by position (not a memory map: a mapped file counts in the reader's RSS, all of it
-once a large product was streamed through). Listing walks
-directories in key order and skips whole directories that sort before ``start_after``, so a
-sensor over date-prefixed keys reads only the newest folders.
+itself: memory-mapped for a whole read (the decoder reads the pages in place), read by position
+for a stream (a mapped file counts in the reader's RSS, all of it once a large product was
+streamed through). Listing walks directories in key order and skips whole directories that sort
+before ``start_after``, so a sensor over date-prefixed keys reads only the newest folders.
 
 Everything stays inside ``root``: no symbolic link below it is ever followed (a link in a landing
 zone could point at another environment's data or at ``/etc``). Reading, writing or deleting
@@ -24,6 +24,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 TEMP_PREFIX = ".dataops-tmp-"
 ORPHAN_AGE = 3600.0
+SYNC_BYTES = 32 * 2**20
 LOG = logging.getLogger(__name__)
 _REPORTED: set[str] = set()
 
@@ -91,10 +93,17 @@ class LocalStorage(StorageAdapter):
         path.parent.mkdir(parents=True, exist_ok=True)
         return _LocalOutput(self, key, path)
 
-    def open_input(self, key: str) -> pa.NativeFile:
+    def open_input(self, key: str, whole: bool = False) -> pa.NativeFile:
+        """The file opened without following links, handed to Arrow's native file classes
+        through ``/proc/self/fd`` (the very file opened, not its path again): a memory map for
+        a whole read, positional reads for a stream. Without ``/proc``, a Python file."""
         import pyarrow as pa
 
-        return pa.PythonFile(self.open(key), mode="r")
+        with self.open(key) as source:
+            opened = Path(f"/proc/self/fd/{source.fileno()}")
+            if opened.exists():
+                return pa.memory_map(str(opened)) if whole else pa.OSFile(str(opened))
+            return pa.PythonFile(os.fdopen(os.dup(source.fileno()), "rb"), mode="r")
 
     def create(self, key: str, data: bytes) -> ObjectInfo:
         """Written to a temporary file, then linked to the key: ``link`` fails if it exists."""
@@ -224,25 +233,47 @@ class LocalStorage(StorageAdapter):
 
 
 class _LocalOutput(ObjectOutput):
-    """A hidden temporary file beside the destination, flushed to disk and renamed over it."""
+    """A hidden temporary file beside the destination, flushed to disk and renamed over it.
+
+    Every ``SYNC_BYTES`` written, a second thread flushes what was written so far to disk
+    (``fdatasync``, outside the GIL) while the writer goes on, so the ``fsync`` before the
+    rename waits for the last few megabytes only, not for the whole object.
+    """
 
     def __init__(self, storage: LocalStorage, key: str, path: Path) -> None:
         super().__init__()
         self._storage, self._key, self._path = storage, key, path
         fd, self._temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
         self._file = os.fdopen(fd, "wb")
+        self._unsynced = 0
+        self._syncer: ThreadPoolExecutor | None = None
+        self._syncing: Future[None] | None = None
 
     def _send(self, data: Any) -> None:
-        self._file.write(data)
+        self._unsynced += self._file.write(data)
+        if self._unsynced >= SYNC_BYTES and (self._syncing is None or self._syncing.done()):
+            self._file.flush()
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(1, thread_name_prefix="local-sync")
+            self._syncing = self._syncer.submit(os.fdatasync, self._file.fileno())
+            self._unsynced = 0
+
+    def _settle(self) -> None:
+        """Wait for the background flush, so the file is never closed under it."""
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)
+            self._syncer = None
 
     def _publish(self) -> ObjectInfo:
         self._file.flush()
+        self._settle()
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self._temp_name, self._path)
         return self._storage.stat(self._key)
 
     def _discard(self) -> None:
+        self._settle()
         self._file.close()
         Path(self._temp_name).unlink(missing_ok=True)
 

@@ -13,12 +13,17 @@ Streaming writes (``open_output``) are the backend's ``_open_output``; S3 and Az
 on ``PartUpload`` (parts uploaded as they fill, a few at a time, and published by one final call
 only on commit). Reads for ``pyarrow`` (``open_input``) are ranged requests pinned to the ETag
 the object had when opened (``_read_range``), so a decoder fetches only the footer and the
-column chunks it decodes, and never mixes two versions.
+column chunks it decodes, and never mixes two versions. A whole read (``whole=True``) on a
+backend with an ``_arrow_filesystem`` is one request through Arrow's C++ client instead: on the
+local servers, Azure and GCS downloads were 2.5-3x faster through it than through their Python
+SDKs, which spend the time in Python per chunk; boto3's ranged reads were not slower than Arrow's
+S3 client, so S3 keeps them.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -46,8 +51,16 @@ from adapters.storage.retry import RetryPolicy
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.fs as pafs
 
 PART_CONCURRENCY = 4
+SECRETS = re.compile(r"\?[^\s'\"]*|\b(?:sig|signature|X-Amz-Signature)=[^&\s'\"]+", re.I)
+UNREACHABLE_WORDS = re.compile(r"connect|timed? ?out|resolve|refused|reset|unavailable", re.I)
+
+
+def redacted(message: str) -> str:
+    """A client's error message without URL query strings or signatures (a SAS token)."""
+    return SECRETS.sub("<redacted>", message)
 
 
 class Failure(Enum):
@@ -139,6 +152,7 @@ class ObjectStore(StorageAdapter):
     object_noun: ClassVar[str] = "object"
 
     _clients: dict[bool, Any] = PrivateAttr(default_factory=dict)
+    _arrow: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @abstractmethod
     def _connect(self, policy: RetryPolicy) -> Any:
@@ -244,13 +258,49 @@ class ObjectStore(StorageAdapter):
         name = self._name(check_key(key))
         return _GuardedOutput(self, key, self._open_output(name, key))
 
-    def open_input(self, key: str) -> pa.NativeFile:
+    def open_input(self, key: str, whole: bool = False) -> pa.NativeFile:
         import pyarrow as pa
 
         name = self._name(check_key(key))
+        if whole and (filesystem := self._native()) is not None:
+            return pa.BufferReader(self._read_whole(filesystem, key, name))
         with self._errors(key):
             info = self._stat(name)
         return pa.PythonFile(_RangedFile(self, key, name, info), mode="r")
+
+    def _arrow_filesystem(self) -> pafs.FileSystem | None:
+        """A ``pyarrow.fs`` filesystem on the same bucket, endpoint and credentials, for a
+        backend whose SDK downloads slower than Arrow's C++ client; None keeps the SDK."""
+        return None
+
+    def _native(self) -> pafs.FileSystem | None:
+        if "filesystem" not in self._arrow:
+            self._arrow["filesystem"] = self._arrow_filesystem()
+        return self._arrow["filesystem"]
+
+    def _read_whole(self, filesystem: pafs.FileSystem, key: str, name: str) -> pa.Buffer:
+        """The object in one request through ``filesystem``, so it is one version, whole.
+
+        When it fails, the SDK's ``stat`` names the cause as every other call does (a missing
+        object, a refusal, an unreachable store); otherwise Arrow's own message is given,
+        redacted (it can carry the request URL, and with it a SAS token) and not chained.
+        """
+        try:
+            with filesystem.open_input_file(f"{self.bucket}/{name}") as source:
+                size, data = source.size(), source.read_buffer()
+            if data.size == size:
+                return data
+            failure = OSError(f"the download ended after {data.size} of {size} bytes")
+        except OSError as exc:
+            failure = exc
+        with self._errors(key):
+            self._stat(name)
+        if isinstance(failure, FileNotFoundError):
+            raise self._error(Fault(Failure.NOT_FOUND), key, writing=False)
+        detail = redacted(" ".join(str(failure).split()) or type(failure).__name__)
+        cut = UNREACHABLE_WORDS.search(detail) is not None
+        fault = Fault(Failure.UNREACHABLE if cut else Failure.OTHER, "on read", detail)
+        raise self._error(fault, key, writing=False)
 
     def stat(self, key: str) -> ObjectInfo:
         name = self._name(check_key(key))
