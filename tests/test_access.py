@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import TEST_PSEUDONYM_KEY, write_policy
 
@@ -24,7 +25,9 @@ from platform_core.data_product import data_product
 from platform_core.definitions import Team
 from platform_core.governance.access import AccessDenied
 from platform_core.governance.guard import AccessGuard
-from platform_core.governance.policy import POLICY_DIR
+from platform_core.governance.policy import POLICY_DIR, Mask
+from platform_core.governance.pseudonym import Pseudonymiser
+from platform_core.governance.share_views import apply_mask, masked, masked_schema
 from platform_core.io_manager import DataProductIOManager, object_key
 from platform_core.landing import LandingZone
 from platform_core.materialize import materialize_all
@@ -323,3 +326,34 @@ def test_the_product_manifest_is_up_to_date() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_share_view_masks_every_batch_of_a_streamed_product(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A view streams its source batch by batch; the result is the whole frame masked at once,
+    with one schema even where a batch keeps no row."""
+    monkeypatch.setenv("VIEW_KEY", TEST_PSEUDONYM_KEY)
+    frame = pd.DataFrame(
+        {
+            "email": [f"user{i}@example.com" for i in range(9)],
+            "region": ["eu", "us", "eu", "us", "us", "us", "eu", "eu", "us"],
+            "amount": [float(i) for i in range(9)],
+        }
+    )
+    frame.loc[2, "email"] = None
+    source = pa.Table.from_pandas(frame, preserve_index=False)
+    batches = source.to_batches(max_chunksize=3)
+    assert len(batches) == 3 and "eu" not in batches[1].column("region").to_pylist()
+    mask = Mask(pseudonymise=("email",), drop=("amount",), rows={"region": ("eu",)})
+    pseudonymiser = Pseudonymiser("VIEW_KEY")
+
+    view = masked(pa.RecordBatchReader.from_batches(source.schema, batches), mask, pseudonymiser)
+    shown = view.read_all()
+
+    assert shown.schema == masked_schema(source.schema, mask)
+    assert shown.column_names == ["email", "region"]
+    expected = apply_mask(frame, mask, pseudonymiser).reset_index(drop=True)
+    pd.testing.assert_frame_equal(shown.to_pandas(), expected, check_dtype=False)
+    assert shown.column("email").to_pylist()[1] is None
+    assert not any("@" in value for value in shown.column("email").drop_null().to_pylist())

@@ -281,13 +281,19 @@ class ObjectStore(StorageAdapter):
     def _read_whole(self, filesystem: pafs.FileSystem, key: str, name: str) -> pa.Buffer:
         """The object in one request through ``filesystem``, so it is one version, whole.
 
+        An input stream, not a random-access file: on GCS a file whose connection was cut
+        mid-download stalls for two minutes (the C++ client's download stall timeout, which
+        pyarrow does not expose) and then reports itself closed, while a stream fails within
+        the retry budget. Its size comes from the stream's own metadata, read in one call.
+
         When it fails, the SDK's ``stat`` names the cause as every other call does (a missing
         object, a refusal, an unreachable store); otherwise Arrow's own message is given,
         redacted (it can carry the request URL, and with it a SAS token) and not chained.
         """
         try:
-            with filesystem.open_input_file(f"{self.bucket}/{name}") as source:
-                size, data = source.size(), source.read_buffer()
+            with filesystem.open_input_stream(f"{self.bucket}/{name}") as source:
+                size = _declared_size(source.metadata())
+                data = source.read_buffer(size)
             if data.size == size:
                 return data
             failure = OSError(f"the download ended after {data.size} of {size} bytes")
@@ -505,6 +511,15 @@ class _GuardedOutput(ObjectOutput):
     def _discard(self) -> None:
         with suppress(Exception):
             self._upload.abort()
+
+
+def _declared_size(metadata: pa.KeyValueMetadata) -> int:
+    """The object size Arrow reports with an input stream: ``size`` on GCS, ``Content-Length``
+    on Azure."""
+    for field in ("size", "Content-Length"):
+        if (value := metadata.get(field)) is not None:
+            return int(value)
+    raise OSError("the store did not say how large the object is")
 
 
 class _RangedFile(io.RawIOBase):
