@@ -19,8 +19,8 @@ the ``abfs://`` form would name a real account only.
 upload id, so two writers of one blob never mix blocks) and publishes them with one
 ``Put Block List`` on commit; an aborted writer's blocks stay uncommitted and Azure discards them.
 Ranged reads carry ``If-Match``. A whole read goes through ``pyarrow.fs.AzureFileSystem`` on the
-same account and credentials (``arrow_options``): one request, about 2.5x faster than the SDK
-(except with a SAS token, which stays on the SDK).
+same account and credentials (``arrow_options``): one request, about 2x faster than the SDK on
+Azurite (except with a SAS token, which stays on the SDK).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ client's purpose (Google's retry is per call, not per client).
 ``open_output`` is the SDK's resumable upload writer (``Blob.open("wb")``), chunk by chunk of
 ``chunk_mb``; an aborted writer cancels the upload session, so no object appears. Ranged reads
 carry the ETag they expect (``If-Match``). A whole read goes through ``pyarrow.fs.GcsFileSystem``
-with the same credentials and retry budget: one request, about 2.5x faster than the SDK.
+with the same credentials and retry budget: one request, about 2x faster than the SDK on the
+emulator.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ only on commit). Reads for ``pyarrow`` (``open_input``) are ranged requests pinn
 the object had when opened (``_read_range``), so a decoder fetches only the footer and the
 column chunks it decodes, and never mixes two versions. A whole read (``whole=True``) on a
 backend with an ``_arrow_filesystem`` is one request through Arrow's C++ client instead: on the
-local servers, Azure and GCS downloads were 2.5-3x faster through it than through their Python
+local servers, Azure and GCS downloads were about 2x faster through it than through their Python
 SDKs, which spend the time in Python per chunk; boto3's ranged reads were not slower than Arrow's
 S3 client, so S3 keeps them.
 """
