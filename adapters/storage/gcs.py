@@ -78,6 +78,7 @@ class GCSStorage(ObjectStore):
 
     scheme: ClassVar[str] = "gs"
     service: ClassVar[str] = "GCS"
+    arrow_size_field: ClassVar[str] = "size"
 
     def _connect(self, policy: RetryPolicy) -> _Connection:
         if self.emulator_host:

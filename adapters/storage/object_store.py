@@ -150,6 +150,8 @@ class ObjectStore(StorageAdapter):
     """How messages name the service: "Cannot reach S3 for ..."."""
     bucket_noun: ClassVar[str] = "bucket"
     object_noun: ClassVar[str] = "object"
+    arrow_size_field: ClassVar[str] = "Content-Length"
+    """The field of an Arrow input stream's metadata that holds the object's size."""
 
     _clients: dict[bool, Any] = PrivateAttr(default_factory=dict)
     _arrow: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -292,7 +294,10 @@ class ObjectStore(StorageAdapter):
         """
         try:
             with filesystem.open_input_stream(f"{self.bucket}/{name}") as source:
-                size = _declared_size(source.metadata())
+                declared = source.metadata().get(self.arrow_size_field)
+                if declared is None:
+                    raise OSError(f"the store did not give the {self.object_noun}'s size")
+                size = int(declared)
                 data = source.read_buffer(size)
             if data.size == size:
                 return data
@@ -511,15 +516,6 @@ class _GuardedOutput(ObjectOutput):
     def _discard(self) -> None:
         with suppress(Exception):
             self._upload.abort()
-
-
-def _declared_size(metadata: pa.KeyValueMetadata) -> int:
-    """The object size Arrow reports with an input stream: ``size`` on GCS, ``Content-Length``
-    on Azure."""
-    for field in ("size", "Content-Length"):
-        if (value := metadata.get(field)) is not None:
-            return int(value)
-    raise OSError("the store did not say how large the object is")
 
 
 class _RangedFile(io.RawIOBase):
